@@ -1,0 +1,218 @@
+"""Stage 5: turning the spectral embedding into labels.
+
+``'kmeans'`` is scikit-learn's KMeans. ``'discretize'`` (Yu & Shi 2003) and ``'cluster_qr'``
+(Damle, Minden & Ying 2019) are the two rotation-based assignments scikit-learn's
+SpectralClustering offers; they are implemented here as small estimators that keep their
+rotation, so that new samples can be labelled with ``predict`` (scikit-learn's functions only
+label the training rows).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from scipy import linalg
+from sklearn.base import BaseEstimator, ClusterMixin, clone
+from sklearn.cluster import KMeans
+from sklearn.utils import check_random_state
+
+from ._utils import ZeroEmbeddingWarning
+
+__all__ = ["ClusterQR", "Discretize", "assign_labels", "first_appearance_order", "make_assigner"]
+
+
+class ClusterQR(ClusterMixin, BaseEstimator):
+    """Labels from a column-pivoted QR of the embedding (Damle, Minden & Ying 2019).
+
+    The k pivot rows of Uᵀ pick one representative sample per cluster; the orthogonal
+    Procrustes rotation Q that maps those rows onto the coordinate axes is kept, and a sample
+    u is labelled ``argmax |u Q|``.
+    """
+
+    def __init__(self, n_clusters: int = 8):
+        self.n_clusters = n_clusters
+
+    def fit(self, X, y=None):
+        U = np.asarray(X, dtype=np.float64)
+        k = U.shape[1]
+        _, _, piv = linalg.qr(U.T, pivoting=True, mode="economic")
+        A, _, Bt = linalg.svd(U[piv[:k]].T)
+        self.rotation_ = A @ Bt  # (k, k) orthogonal
+        self.labels_ = self.predict(U)
+        return self
+
+    def predict(self, X):
+        return np.abs(np.asarray(X) @ self.rotation_).argmax(axis=1)
+
+
+class Discretize(ClusterMixin, BaseEstimator):
+    """Labels by the discretization of Yu & Shi (2003), "Multiclass spectral clustering".
+
+    Alternates between the nearest indicator matrix Y = onehot(argmax Ũ R) and the orthogonal
+    rotation R that best maps the row-normalized embedding Ũ onto it (an SVD of ŨᵀY), until the
+    objective stops improving. R is kept so that ``predict`` labels new samples.
+    """
+
+    def __init__(self, n_clusters: int = 8, max_iter: int = 30, n_restarts: int = 30,
+                 random_state=None):
+        self.n_clusters = n_clusters
+        self.max_iter = max_iter
+        self.n_restarts = n_restarts
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        U = _row_normalize(np.asarray(X, dtype=np.float64))
+        n, k = U.shape
+        rng = check_random_state(self.random_state)
+        for _ in range(self.n_restarts):
+            # Initial rotation: start at a random sample, then add the sample least aligned
+            # with those picked so far (Yu & Shi's greedy orthogonal initialisation).
+            R = np.zeros((k, k))
+            R[:, 0] = U[rng.randint(n)]
+            overlap = np.zeros(n)
+            for j in range(1, k):
+                overlap += np.abs(U @ R[:, j - 1])
+                R[:, j] = U[np.argmin(overlap)]
+            try:
+                best = -np.inf
+                for _ in range(self.max_iter):
+                    Y = np.zeros((n, k))
+                    Y[np.arange(n), (U @ R).argmax(axis=1)] = 1.0
+                    A, s, Bt = linalg.svd(U.T @ Y)
+                    R = A @ Bt
+                    # s.sum() is the trace of the rotated fit: stop when it stops growing.
+                    if s.sum() <= best + np.finfo(float).eps * max(1.0, best):
+                        break
+                    best = s.sum()
+                break
+            except linalg.LinAlgError:  # SVD did not converge: restart from another sample
+                continue
+        self.rotation_ = R
+        self.labels_ = self.predict(U)
+        return self
+
+    def predict(self, X):
+        return (_row_normalize(np.asarray(X, dtype=np.float64)) @ self.rotation_).argmax(axis=1)
+
+
+def _row_normalize(U: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(U, axis=1, keepdims=True)
+    return np.divide(U, norms, out=np.zeros_like(U), where=norms > 0)
+
+
+def make_assigner(
+    assign_labels: Any,
+    n_clusters: int,
+    *,
+    n_init: int | str = "auto",
+    kmeans_params: dict[str, Any] | None = None,
+    random_state: int | None = None,
+) -> BaseEstimator:
+    """The (unfitted) clusterer for an ``assign_labels`` value; never mutates the argument."""
+    params = dict(kmeans_params or {})
+    if isinstance(assign_labels, str):
+        if assign_labels in ("kmeans", "sklearn-kmeans"):
+            return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state, **params)
+        if assign_labels == "discretize":
+            return Discretize(n_clusters=n_clusters, random_state=random_state)
+        if assign_labels == "cluster_qr":
+            return ClusterQR(n_clusters=n_clusters)
+        raise ValueError(f"Unknown assign_labels {assign_labels!r}.")
+    assigner = clone(assign_labels)
+    own = assigner.get_params(deep=False)
+    if "n_clusters" in own:
+        params.setdefault("n_clusters", n_clusters)
+    if "random_state" in own and own["random_state"] is None and random_state is not None:
+        params.setdefault("random_state", random_state)
+    return assigner.set_params(**params)
+
+
+def assign_labels(
+    embedding: Any,
+    n_clusters: int,
+    *,
+    assigner: Any = "kmeans",
+    n_init: int | str = "auto",
+    kmeans_params: dict[str, Any] | None = None,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[np.ndarray, BaseEstimator]:
+    """Stage 5: cluster the (n, k) embedding.
+
+    Parameters
+    ----------
+    embedding : ndarray or dask array of shape (n, k)
+        Row-normalized spectral embedding (computed once into memory here: n·k is small).
+    n_clusters : int
+    assigner : {'kmeans', 'sklearn-kmeans', 'discretize', 'cluster_qr'} or estimator
+        A clusterer instance is cloned, given ``n_clusters`` (and ``random_state`` when it has
+        one left at None) and ``kmeans_params``; the argument itself is never modified.
+    n_init, kmeans_params, random_state
+        As for :class:`~spectral_core.SpectralClustering`.
+
+    Returns
+    -------
+    labels : ndarray of shape (n,)
+        Numbered by first appearance in row order (see :func:`first_appearance_order`).
+    fitted : estimator
+        The fitted clusterer.
+    mapping : mapping
+        ``mapping[fitted.predict(U)]`` labels new rows consistently with ``labels``.
+    """
+    U = embedding.compute() if isinstance(embedding, da.Array) else np.asarray(embedding)
+    zero = int(np.count_nonzero(~U.any(axis=1)))
+    if zero:
+        warnings.warn(
+            f"{zero} of {U.shape[0]} samples have an all-zero embedding (no affinity to any "
+            "landmark); the clusterer sees them at the origin. Use a smaller 'gamma' or more "
+            "landmarks (n_components).",
+            ZeroEmbeddingWarning,
+            stacklevel=2,
+        )
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    model = make_assigner(
+        assigner, n_clusters, n_init=n_init, kmeans_params=kmeans_params, random_state=seed
+    )
+    if hasattr(model, "fit_predict"):
+        raw = np.asarray(model.fit_predict(U))
+    else:
+        raw = np.asarray(model.fit(U).labels_)
+    mapping = first_appearance_order(raw)
+    return mapping[raw] if raw.size else raw, model, mapping
+
+
+def first_appearance_order(raw: np.ndarray) -> _OffsetMap:
+    """A map from the clusterer's labels to labels numbered by first appearance in row order.
+
+    The clusterer's numbering is arbitrary: with a repeated top eigenvalue (well-separated
+    clusters) the eigenvectors are any basis of their eigenspace, and round-off from another
+    block layout picks another one, permuting KMeans' numbering but not the partition. Numbering
+    clusters by their first row makes the labels a function of the partition alone, so numpy,
+    dask and pipeline runs agree exactly. Negative labels (noise, e.g. DBSCAN's -1) are kept.
+    """
+    raw = np.asarray(raw)
+    if raw.size == 0:
+        return _OffsetMap(np.zeros(0, dtype=np.int64), 0)
+    offset = int(min(raw.min(), 0))
+    size = int(raw.max()) - offset + 1
+    mapping = np.full(size, -1, dtype=np.int64)
+    _, first = np.unique(raw, return_index=True)
+    ordered = raw[np.sort(first)]
+    clusters = ordered[ordered >= 0]
+    mapping[clusters - offset] = np.arange(clusters.size)
+    noise = ordered[ordered < 0]
+    mapping[noise - offset] = noise
+    return _OffsetMap(mapping, offset)
+
+
+class _OffsetMap:
+    """``m[labels]`` for labels that may be negative (noise labels map to themselves)."""
+
+    def __init__(self, table: np.ndarray, offset: int):
+        self.table = table
+        self.offset = offset
+
+    def __getitem__(self, labels):
+        return self.table[np.asarray(labels) - self.offset]

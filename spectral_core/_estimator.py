@@ -1,0 +1,395 @@
+"""The scikit-learn estimator: the five stages, wired together."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
+
+from ._assign import assign_labels
+from ._kernels import make_kernel
+from ._stages import (
+    eigendecompose,
+    embed,
+    embed_rows,
+    kernel_blocks,
+    sample_landmarks,
+)
+from ._utils import as_blocks, block_rows_for, resolve_n_jobs, stage_timer
+from ._validation import (
+    OWNER,
+    check_array_input,
+    check_params,
+    data_stats,
+    finite_error,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["STAGES", "SpectralClustering", "compute_context", "stage_seeds"]
+
+STAGES = ("sample_landmarks", "kernel_blocks", "eigendecompose", "embed", "assign_labels")
+
+
+def stage_seeds(random_state: int | np.random.RandomState | None) -> dict[str, int]:
+    """One seed per random stage, drawn from ``random_state`` in a fixed order.
+
+    The estimator and the pipeline both derive their stage seeds here, so the same
+    ``random_state`` gives the same landmarks, solver start and assignment in both.
+    """
+    seeds = check_random_state(random_state).randint(np.iinfo(np.int32).max, size=3)
+    return {"sample_landmarks": int(seeds[0]), "eigendecompose": int(seeds[1]),
+            "assign_labels": int(seeds[2])}
+
+
+@contextmanager
+def compute_context(is_dask: bool, n_jobs: int | None):
+    """Where block work runs: a live ``distributed`` client for dask input, else ``n_jobs``
+    local threads (with one BLAS thread each when there are several, so they do not
+    oversubscribe the cores)."""
+    workers = resolve_n_jobs(n_jobs)
+    with ExitStack() as stack:
+        if not (is_dask and _has_distributed_client()):
+            stack.enter_context(dask.config.set(scheduler="threads", num_workers=workers))
+            if workers > 1:
+                stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+        yield
+
+
+def _has_distributed_client() -> bool:
+    try:
+        from distributed import default_client
+
+        default_client()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
+    """Normalized spectral clustering with a Nyström approximation of the affinity.
+
+    Drop-in for ``dask_ml.cluster.SpectralClustering`` (same parameters and defaults), on numpy
+    arrays, pandas DataFrames and row-chunked dask arrays. The n×n affinity is never formed:
+    it is approximated from ``n_components`` landmarks, K ≈ C W⁺ Cᵀ with C = κ(X, L) evaluated
+    block by block, and the embedding is the top ``n_clusters`` eigenvectors of the
+    approximated normalized affinity D^{-1/2} K D^{-1/2} (orthonormal, then row-normalized).
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters, in [1, n_components].
+    eigen_solver : {None, 'arpack', 'lobpcg', 'amg'}, default=None
+        Solver for the small (r × r, r ≤ n_components) eigenproblem. None is dense LAPACK;
+        'amg' needs the ``amg`` extra (pyamg).
+    random_state : int, RandomState or None, default=None
+        Seeds the landmark choice, the iterative eigensolvers and the label assignment.
+    n_init : 'auto' or int, default='auto'
+        Number of KMeans initialisations (``assign_labels='kmeans'`` only).
+    gamma : float, default=1.0
+        Kernel coefficient for 'rbf', 'laplacian', 'chi2', 'poly', 'polynomial', 'sigmoid'.
+        Ignored by 'nearest_neighbors', whose bandwidths come from the data.
+    affinity : str or callable, default='rbf'
+        Any kernel of :data:`sklearn.metrics.pairwise.PAIRWISE_KERNEL_FUNCTIONS`;
+        'nearest_neighbors' (each sample linked to its ``n_neighbors`` nearest landmarks with
+        Gaussian weights: the landmark bipartite graph of Chen & Cai 2011, usually the most
+        accurate choice); 'precomputed' (X is the n × n affinity, only its landmark columns
+        are read); or a callable ``f(X, Y, **kw) -> (n_x, n_y)`` given the keywords its
+        signature names among gamma, degree, coef0 and ``kernel_params``.
+    n_neighbors : int, default=10
+        Landmarks each sample links to, for ``affinity='nearest_neighbors'``.
+    eigen_tol : float, default=0.0
+        Stopping tolerance of 'arpack', 'lobpcg' and 'amg'; 0 means the solver's default.
+    assign_labels : {'kmeans', 'sklearn-kmeans', 'discretize', 'cluster_qr'} or estimator
+        How the embedding becomes labels: scikit-learn KMeans ('sklearn-kmeans' is an alias
+        kept for dask-ml compatibility), Yu & Shi's discretization, Damle et al.'s QR
+        assignment, or any clusterer instance (cloned, never modified; its ``n_clusters`` set).
+    degree : float, default=3
+        Degree of the 'poly' kernel.
+    coef0 : float, default=1
+        Zero coefficient of the 'poly' and 'sigmoid' kernels.
+    kernel_params : dict or None, default=None
+        Extra keyword arguments for a callable affinity (string kernels take theirs from
+        gamma, degree and coef0 and accept none here).
+    n_jobs : int or None, default=1
+        Threads for the block work; -1 uses all cores. Dask input under a ``distributed``
+        client runs on that cluster instead.
+    n_components : int, default=100
+        Number of landmarks m (< n_samples).
+    persist_embedding : bool, default=False
+        Keep the row-normalized (n, n_clusters) embedding as ``embedding_`` (persisted in
+        dask memory for dask input). Without it the embedding is still computed only once.
+    kmeans_params : dict or None, default=None
+        Extra parameters for the KMeans (or the given clusterer) that assigns labels.
+    landmarks : {'random', 'kmeans'}, default='random'
+        'random': distinct rows of X drawn uniformly (dask-ml's choice); 'kmeans': centres of
+        a short k-means on a sample of 10 · n_components rows, which gives better landmarks
+        at a cost independent of n.
+
+    Attributes
+    ----------
+    labels_ : ndarray or dask array of shape (n_samples,)
+        numpy for numpy/pandas input, dask for dask input.
+    assign_labels_ : estimator
+        The fitted label assigner.
+    eigenvalues_ : ndarray of shape (n_clusters,)
+        Top eigenvalues of the approximated normalized affinity, descending.
+    landmarks_ : ndarray of shape (n_components, n_features)
+        The landmark points (for 'precomputed': W = X[I][:, I]).
+    landmark_indices_ : ndarray of shape (n_components,) or None
+        Rows of X used as landmarks, None for ``landmarks='kmeans'``.
+    embedding_ : ndarray or dask array of shape (n_samples, n_clusters)
+        Only with ``persist_embedding=True``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only for DataFrame input with string column names.
+    n_clipped_degrees_ : int
+        Rows whose approximate degree was clipped to a positive floor.
+    stage_timings_ : dict
+        Seconds spent in each stage.
+
+    Notes
+    -----
+    Cost: three passes over X, each O(n · m · d) for the kernel plus O(n · m · r) for the
+    Gram; the eigenproblems are m × m. Memory: O(block · m + m²); nothing n × m is stored.
+
+    References
+    ----------
+    Fowlkes, Belongie, Chung & Malik (2004), Spectral grouping using the Nyström method.
+    Ng, Jordan & Weiss (2001), On spectral clustering: analysis and an algorithm.
+    Chen & Cai (2011), Large scale spectral clustering with landmark-based representation.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from spectral_core import SpectralClustering
+    >>> X, y = make_blobs(2000, centers=3, random_state=0)
+    >>> sc = SpectralClustering(n_clusters=3, gamma=0.1, random_state=0).fit(X)
+    >>> sc.labels_.shape, sc.eigenvalues_.shape
+    ((2000,), (3,))
+    """
+
+    def __init__(
+        self,
+        n_clusters=8,
+        eigen_solver=None,
+        random_state=None,
+        n_init="auto",
+        gamma=1.0,
+        affinity="rbf",
+        n_neighbors=10,
+        eigen_tol=0.0,
+        assign_labels="kmeans",
+        degree=3,
+        coef0=1,
+        kernel_params=None,
+        n_jobs=1,
+        n_components=100,
+        persist_embedding=False,
+        kmeans_params=None,
+        landmarks="random",
+    ):
+        self.n_clusters = n_clusters
+        self.eigen_solver = eigen_solver
+        self.random_state = random_state
+        self.n_init = n_init
+        self.gamma = gamma
+        self.affinity = affinity
+        self.n_neighbors = n_neighbors
+        self.eigen_tol = eigen_tol
+        self.assign_labels = assign_labels
+        self.degree = degree
+        self.coef0 = coef0
+        self.kernel_params = kernel_params
+        self.n_jobs = n_jobs
+        self.n_components = n_components
+        self.persist_embedding = persist_embedding
+        self.kmeans_params = kmeans_params
+        self.landmarks = landmarks
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self.affinity == "precomputed"
+        return tags
+
+    # ----------------------------------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Fit the clustering on X (numpy, pandas or a row-chunked dask array).
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_samples, n_features), or (n, n) for
+            ``affinity='precomputed'``.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        p = check_params(self)
+        names = _feature_names(X)
+        X = check_array_input(X)
+        n, d = X.shape
+        finite, low = data_stats(X)
+        if not finite:
+            raise finite_error(X)
+        if n <= p["n_components"]:
+            raise ValueError(
+                f"The 'n_components' parameter of {OWNER} must be < n_samples={n} (it is the "
+                f"number of landmark rows). Got {p['n_components']!r} instead."
+            )
+        if p["affinity"] == "precomputed" and n != d:
+            raise ValueError(
+                f"X passed to {OWNER} with affinity='precomputed' must be a square (n_samples, "
+                f"n_samples) affinity matrix. Got shape {(n, d)} instead."
+            )
+        if low < 0 and p["affinity"] in ("precomputed", "chi2", "additive_chi2"):
+            what = "affinity matrix" if p["affinity"] == "precomputed" else "data"
+            raise ValueError(
+                f"X passed to {OWNER} with affinity={p['affinity']!r} must be non-negative "
+                f"(a negative {what} entry makes degrees meaningless). Got a minimum of "
+                f"{low!r} instead."
+            )
+        kernel = make_kernel(
+            p["affinity"], gamma=p["gamma"], degree=p["degree"], coef0=p["coef0"],
+            kernel_params=p["kernel_params"], n_neighbors=p["n_neighbors"],
+        )
+        is_dask = isinstance(X, da.Array)
+        Xb = as_blocks(X, block_rows_for(d, p["n_components"]))
+        seeds = stage_seeds(self.random_state)
+        timings: dict[str, float] = {}
+        with compute_context(is_dask, p["n_jobs"]):
+            with stage_timer("sample_landmarks", timings):
+                landmarks = sample_landmarks(
+                    Xb, p["n_components"], method=p["landmarks"],
+                    precomputed=p["affinity"] == "precomputed",
+                    random_state=seeds["sample_landmarks"],
+                )
+            with stage_timer("kernel_blocks", timings):
+                summary = kernel_blocks(Xb, landmarks, kernel, min_rank=p["n_clusters"])
+            with stage_timer("eigendecompose", timings):
+                eigen = eigendecompose(
+                    summary, p["n_clusters"], eigen_solver=p["eigen_solver"],
+                    eigen_tol=p["eigen_tol"], random_state=seeds["eigendecompose"],
+                )
+            with stage_timer("embed", timings):
+                U = embed(Xb, landmarks, kernel, summary, eigen)  # (n, k) lazy
+                U = U.persist() if is_dask and p["persist_embedding"] else U
+                U = U if is_dask else U.compute()
+            with stage_timer("assign_labels", timings):
+                labels, model, mapping = assign_labels(
+                    U, p["n_clusters"], assigner=p["assign_labels"], n_init=p["n_init"],
+                    kmeans_params=p["kmeans_params"], random_state=seeds["assign_labels"],
+                )
+
+        self._kernel = kernel
+        self._landmark_set = landmarks
+        self._n_jobs = p["n_jobs"]
+        self.landmarks_ = landmarks.points
+        self.landmark_indices_ = landmarks.indices
+        self.degree_weights_ = summary.degree_weights
+        self.degree_floor_ = summary.degree_floor
+        self.projection_ = eigen.projection
+        self.eigenvalues_ = eigen.eigenvalues
+        self.n_clipped_degrees_ = summary.n_clipped
+        self.assign_labels_ = model
+        self._label_map = mapping
+        self.n_features_in_ = d
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.labels_ = da.from_array(labels, chunks=Xb.chunks[0]) if is_dask else labels
+        if p["persist_embedding"]:
+            self.embedding_ = U
+        elif hasattr(self, "embedding_"):
+            del self.embedding_
+        self.stage_timings_ = timings
+        return self
+
+    # ----------------------------------------------------------------------------------------
+    def transform(self, X):
+        """Embed new samples (DESIGN.md step 8): c = κ(x, L), u = (c/√(cᵀt)) P, normalized.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_samples, n_features_in_)
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples, n_clusters)
+            The row-normalized spectral embedding; dask in, dask out.
+        """
+        check_is_fitted(self, "projection_")
+        X = self._check_new(X)
+        is_dask = isinstance(X, da.Array)
+        Xb = as_blocks(X, block_rows_for(X.shape[1], self.landmarks_.shape[0]))
+        with compute_context(is_dask, self._n_jobs):
+            U = embed_rows(
+                Xb, self._landmark_set, self._kernel, self.degree_weights_,
+                self.degree_floor_, self.projection_,
+            )
+            return U if is_dask else U.compute()
+
+    def _assigner_has_predict(self):
+        if hasattr(self, "assign_labels_"):
+            return hasattr(self.assign_labels_, "predict")
+        return isinstance(self.assign_labels, str) or hasattr(self.assign_labels, "predict")
+
+    @available_if(_assigner_has_predict)
+    def predict(self, X):
+        """Label new samples with the fitted assigner on their embedding.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_samples, n_features_in_)
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples,)
+        """
+        U = self.transform(X)
+        if isinstance(U, da.Array):
+            return U.map_blocks(self._predict_embedded, drop_axis=1, dtype=np.int64)
+        return self._predict_embedded(U)
+
+    def _predict_embedded(self, U):
+        return self._label_map[self.assign_labels_.predict(U)]
+
+    def _check_new(self, X):
+        names = _feature_names(X)
+        X = check_array_input(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {OWNER} is expecting "
+                f"{self.n_features_in_} features as input (the number it was fitted with)."
+            )
+        fitted_names = getattr(self, "feature_names_in_", None)
+        if fitted_names is not None and names is not None and list(names) != list(fitted_names):
+            raise ValueError(
+                f"The feature names of X passed to {OWNER}.predict should match those seen in "
+                f"fit. Got {list(names)[:5]} instead of {list(fitted_names)[:5]}."
+            )
+        finite, _ = data_stats(X)
+        if not finite:
+            raise finite_error(X)
+        return X
+
+
+def _feature_names(X: Any) -> np.ndarray | None:
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = list(columns)
+    if names and all(isinstance(c, str) for c in names):
+        return np.asarray(names, dtype=object)
+    return None

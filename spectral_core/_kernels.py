@@ -1,0 +1,213 @@
+"""Affinities between row blocks and landmarks.
+
+Every affinity the estimator accepts is reduced to one object, :class:`Kernel`, with two
+operations used by the stages:
+
+* ``kernel.cross(X_block, landmarks)`` -- the ``(n_block, m)`` block of C = κ(X, L), dense for
+  kernels and sparse (CSR) for the ``'nearest_neighbors'`` landmark graph;
+* ``kernel.landmark_gram(landmarks)`` -- the small ``(m, m)`` matrix W = κ(L, L), or ``None`` for
+  the graph, whose normalizer comes from its column sums instead (see ``_stages``).
+
+A kernel is described by JSON-able fields (``affinity`` name and keyword ``params``) so that the
+pipeline can record it in checkpoint metadata; a user callable is the one exception.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.metrics.pairwise import (
+    KERNEL_PARAMS,
+    PAIRWISE_KERNEL_FUNCTIONS,
+    euclidean_distances,
+)
+
+__all__ = ["KERNEL_AFFINITIES", "Kernel", "make_kernel"]
+
+#: String affinities that are scikit-learn pairwise kernels.
+KERNEL_AFFINITIES = tuple(sorted(PAIRWISE_KERNEL_FUNCTIONS))
+#: Every string affinity the estimator accepts.
+AFFINITIES = (*KERNEL_AFFINITIES, "nearest_neighbors", "precomputed")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """An affinity, ready to evaluate on row blocks.
+
+    Parameters
+    ----------
+    affinity : str or callable
+        A name from :data:`AFFINITIES` or a callable ``f(X, Y, **params) -> (n_x, n_y)``.
+    params : dict
+        Keyword arguments passed to the kernel function (already filtered to what it accepts).
+        For ``'nearest_neighbors'``: ``{"n_neighbors": r}``.
+    """
+
+    affinity: str | Callable[..., Any]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_graph(self) -> bool:
+        return self.affinity == "nearest_neighbors"
+
+    @property
+    def is_precomputed(self) -> bool:
+        return self.affinity == "precomputed"
+
+    @property
+    def name(self) -> str:
+        if callable(self.affinity):
+            return getattr(self.affinity, "__name__", type(self.affinity).__name__)
+        return self.affinity
+
+    def _evaluate(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        func = self.affinity
+        if not callable(func):
+            func = PAIRWISE_KERNEL_FUNCTIONS[func]
+        K = np.asarray(func(X, Y, **self.params))
+        if K.shape != (X.shape[0], Y.shape[0]):
+            raise ValueError(
+                f"The affinity {self.name!r} must return an array of shape "
+                f"(n_samples_X, n_samples_Y) = {(X.shape[0], Y.shape[0])}. "
+                f"Got shape {K.shape} instead."
+            )
+        return K.astype(_result_dtype(X), copy=False)
+
+    def cross(self, X_block: np.ndarray, landmarks) -> np.ndarray | sparse.csr_matrix:
+        """C for one row block: ``(n_block, m)``, in the block's float dtype."""
+        if self.is_precomputed:
+            # X is the n×n affinity: only the landmark columns are read.
+            return np.ascontiguousarray(X_block[:, landmarks.indices], dtype=_result_dtype(X_block))
+        if self.is_graph:
+            return landmark_graph(X_block, landmarks.points, self.params["n_neighbors"])
+        return self._evaluate(X_block, landmarks.points)
+
+    def landmark_gram(self, landmarks) -> np.ndarray | None:
+        """W = κ(L, L), ``(m, m)`` float64; ``None`` for the landmark graph."""
+        if self.is_graph:
+            return None
+        if self.is_precomputed:
+            W = np.asarray(landmarks.points, dtype=np.float64)
+        else:
+            W = self._evaluate(landmarks.points, landmarks.points).astype(np.float64)
+        # Symmetrize: kernels are symmetric in exact arithmetic; a precomputed matrix or a
+        # user callable may be off by round-off (or more, which we do not try to fix).
+        return 0.5 * (W + W.T)
+
+
+def _result_dtype(X) -> np.dtype:
+    return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+
+
+def landmark_graph(X_block: np.ndarray, points: np.ndarray, n_neighbors: int) -> sparse.csr_matrix:
+    """Row-stochastic landmark graph Z for one block: ``(n_block, m)`` CSR.
+
+    Each sample is linked to its ``n_neighbors`` nearest landmarks with Gaussian weights
+    exp(-δ²/(2σ²)) whose bandwidth σ is the sample's mean distance to those landmarks (a local,
+    self-tuning scale, so no global ``gamma`` is needed), then the row is normalized to sum 1
+    (Chen & Cai 2011, "Large scale spectral clustering with landmark-based representation").
+    """
+    n_block, m = X_block.shape[0], points.shape[0]
+    r = n_neighbors
+    dtype = _result_dtype(X_block)
+    sq = euclidean_distances(X_block, points, squared=True)  # (n_block, m)
+    if r < m:
+        nearest = np.argpartition(sq, r - 1, axis=1)[:, :r]
+    else:
+        nearest = np.tile(np.arange(m), (n_block, 1))
+    sq_near = np.maximum(np.take_along_axis(sq, nearest, axis=1), 0.0).astype(np.float64)
+    dist = np.sqrt(sq_near)
+    sigma = dist.mean(axis=1, keepdims=True)
+    # A sample sitting on all its landmarks (σ = 0) gets equal weights, not 0/0.
+    sigma = np.where(sigma > 0, sigma, 1.0)
+    weights = np.exp(-sq_near / (2.0 * sigma**2))
+    weights /= weights.sum(axis=1, keepdims=True)
+    indptr = np.arange(0, n_block * r + 1, r)
+    Z = sparse.csr_matrix(
+        (weights.ravel().astype(dtype), nearest.ravel(), indptr), shape=(n_block, m)
+    )
+    Z.sort_indices()
+    return Z
+
+
+def _accepted_keywords(func: Callable[..., Any]) -> tuple[set[str], bool]:
+    """Keyword names ``func`` accepts beyond (X, Y), and whether it takes ``**kwargs``."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # builtins without a signature: pass nothing extra
+        return set(), False
+    params = list(signature.parameters.values())
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+    names = {
+        p.name
+        for p in params[2:]
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    return names, var_kw
+
+
+def make_kernel(
+    affinity: str | Callable[..., Any],
+    *,
+    gamma: float = 1.0,
+    degree: float = 3,
+    coef0: float = 1,
+    kernel_params: Mapping[str, Any] | None = None,
+    n_neighbors: int = 10,
+    owner: str = "SpectralClustering",
+) -> Kernel:
+    """Build the :class:`Kernel` for an affinity and the estimator's kernel parameters.
+
+    String kernels get ``gamma``, ``degree`` and ``coef0`` exactly where scikit-learn's
+    :func:`~sklearn.metrics.pairwise.pairwise_kernels` applies them (``KERNEL_PARAMS``). A
+    callable gets those three only when its signature names them, plus ``kernel_params``. A
+    keyword that the kernel would not use is an error, never silently dropped.
+    """
+    extra = dict(kernel_params or {})
+    if affinity == "nearest_neighbors":
+        if extra:
+            raise ValueError(
+                f"The 'kernel_params' parameter of {owner} is not used by "
+                f"affinity='nearest_neighbors'. Got {extra!r} instead; leave it as None."
+            )
+        return Kernel("nearest_neighbors", {"n_neighbors": int(n_neighbors)})
+    if affinity == "precomputed":
+        if extra:
+            raise ValueError(
+                f"The 'kernel_params' parameter of {owner} is not used by "
+                f"affinity='precomputed'. Got {extra!r} instead; leave it as None."
+            )
+        return Kernel("precomputed", {})
+    base = {"gamma": float(gamma), "degree": degree, "coef0": coef0}
+    if callable(affinity):
+        names, var_kw = _accepted_keywords(affinity)
+        unknown = sorted(set(extra) - names) if not var_kw else []
+        if unknown:
+            raise ValueError(
+                f"The 'kernel_params' parameter of {owner} has keys {unknown} that the "
+                f"affinity callable {getattr(affinity, '__name__', affinity)!r} does not accept. "
+                f"Got {extra!r} instead."
+            )
+        params = {k: v for k, v in base.items() if k in names}
+        params.update(extra)
+        return Kernel(affinity, params)
+    accepted = KERNEL_PARAMS[affinity]
+    dup = sorted(set(extra) & set(base))
+    if dup:
+        raise ValueError(
+            f"The 'kernel_params' parameter of {owner} must not repeat {dup}: set them through "
+            f"the estimator's own parameters. Got {extra!r} instead."
+        )
+    if extra:
+        raise ValueError(
+            f"The 'kernel_params' parameter of {owner} has keys {sorted(extra)} that the "
+            f"{affinity!r} kernel does not accept (it takes "
+            f"{sorted(accepted) or 'no parameters'}). "
+            f"Got {extra!r} instead."
+        )
+    return Kernel(affinity, {k: v for k, v in base.items() if k in accepted})

@@ -1,0 +1,623 @@
+"""The five stages of Nyström spectral clustering, and their block-level kernels.
+
+Notation (DESIGN.md): X is (n, d), the landmarks L are m = ``n_components`` rows, C = κ(X, L) is
+(n, m) and is never formed whole: every n-sized quantity is produced block by block over rows.
+
+    W = κ(L, L) = V Λ Vᵀ,  S = V_r Λ_r^{-1/2}  (m, r),  M = S Sᵀ = W⁺ on its positive part
+    s = Cᵀ1,  t = M s,  d = C t                   (approximate degrees of K ≈ C M Cᵀ)
+    F̃ = D^{-1/2} C S,  G = F̃ᵀ F̃  (r, r)          (Â = D^{-1/2} K D^{-1/2} ≈ F̃ F̃ᵀ)
+    G = R Σ Rᵀ,  P = S R_k Σ_k^{-1/2}  (m, k)
+    U = D^{-1/2} C P  (n, k), orthonormal columns = top-k eigenvectors of the approximate Â.
+
+For ``affinity='nearest_neighbors'`` C is the row-stochastic landmark graph Z and
+K = Z Δ⁻¹ Zᵀ with Δ = diag(Zᵀ1): the same formulas with S = Δ^{-1/2} (diagonal) taken from the
+column sums instead of from W, so that t = 1 and d = 1.
+
+Each stage is a module-level function with a fixed return type whose fields are numpy arrays and
+numbers (easy to write to Parquet). Stages accept a numpy array or a row-chunked dask array;
+n-sized results come back in the same kind, small results are always numpy.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from scipy import linalg, sparse
+from scipy.sparse.linalg import eigsh, lobpcg
+from sklearn.utils import check_random_state
+
+from ._kernels import Kernel
+from ._utils import (
+    DegenerateKernelWarning,
+    DegreeClippingWarning,
+    as_blocks,
+    map_blocks_delayed,
+    sum_in_order,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "EigenResult",
+    "KernelSummary",
+    "Landmarks",
+    "block_column_sums",
+    "block_embedding",
+    "block_gram",
+    "eigendecompose",
+    "embed",
+    "embed_rows",
+    "kernel_blocks",
+    "landmark_normalizer",
+    "sample_landmarks",
+]
+
+#: Landmark-kernel eigenvalues below ``rcond · λ_max`` are treated as zero (not inverted).
+_RCOND_FLOOR = 1e-10
+#: Degrees below this fraction of the mean degree are clipped (and counted).
+_DEGREE_FLOOR_REL = 1e-8
+#: Landmark sample size for ``landmarks='kmeans'``, as a multiple of ``n_components``.
+KMEANS_LANDMARK_SAMPLE = 10
+#: Lloyd iterations for ``landmarks='kmeans'``: a cheap refinement, not a converged k-means.
+KMEANS_LANDMARK_ITER = 20
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """Landmarks used for the Nyström approximation.
+
+    Attributes
+    ----------
+    points : ndarray of shape (m, d)
+        The landmark points. For ``affinity='precomputed'`` this is W = X[I][:, I], (m, m).
+    indices : ndarray of shape (m,) or None
+        Row indices of X the landmarks were taken from (sorted), or ``None`` when the
+        landmarks are k-means centres rather than rows of X.
+    """
+
+    points: np.ndarray
+    indices: np.ndarray | None
+
+    @property
+    def n_landmarks(self) -> int:
+        return int(self.points.shape[0])
+
+
+@dataclass(frozen=True)
+class KernelSummary:
+    """Everything the later stages need from the two passes of :func:`kernel_blocks`.
+
+    Attributes
+    ----------
+    column_sums : ndarray (m,)
+        s = Cᵀ1.
+    normalizer : ndarray (m, r)
+        S, with M = S Sᵀ the (pseudo-)inverse of the landmark kernel on its positive part.
+    diagonal : bool
+        Whether S is diagonal (the landmark graph), which lets sparse blocks skip a GEMM.
+    degree_weights : ndarray (m,)
+        t = M s, so that the degree of a row c of C is cᵀt.
+    degree_floor : float
+        Degrees below this are clipped to it.
+    gram : ndarray (r, r)
+        G = F̃ᵀF̃.
+    landmark_eigenvalues : ndarray (m,)
+        Eigenvalues of W, descending (for the graph: the column sums s, descending).
+    n_samples, n_clipped : int
+        Number of rows, and of rows whose degree was clipped.
+    degree_min, degree_max, degree_mean : float
+        Statistics of the degrees before clipping.
+    """
+
+    column_sums: np.ndarray
+    normalizer: np.ndarray
+    diagonal: bool
+    degree_weights: np.ndarray
+    degree_floor: float
+    gram: np.ndarray
+    landmark_eigenvalues: np.ndarray
+    n_samples: int
+    n_clipped: int
+    degree_min: float
+    degree_max: float
+    degree_mean: float
+
+    @property
+    def rank(self) -> int:
+        return int(self.normalizer.shape[1])
+
+
+@dataclass(frozen=True)
+class EigenResult:
+    """Top-k eigenpairs of the approximate normalized affinity.
+
+    Attributes
+    ----------
+    eigenvalues : ndarray (k,)
+        Descending; the top one is ≈ 1 for a connected non-negative affinity.
+    projection : ndarray (m, k)
+        P = S R_k Σ_k^{-1/2}: the embedding of a row c of C with degree δ is (c/√δ) P.
+    """
+
+    eigenvalues: np.ndarray
+    projection: np.ndarray
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 1: landmarks
+# --------------------------------------------------------------------------------------------
+
+
+def sample_landmarks(
+    X: Any,
+    n_components: int,
+    *,
+    method: str = "random",
+    precomputed: bool = False,
+    random_state: int | np.random.RandomState | None = None,
+) -> Landmarks:
+    """Choose the m = ``n_components`` landmarks.
+
+    Parameters
+    ----------
+    X : ndarray or dask array of shape (n, d)
+    n_components : int
+        Number of landmarks, < n.
+    method : {'random', 'kmeans'}
+        ``'random'``: m distinct rows drawn uniformly (dask-ml's choice). ``'kmeans'``: the
+        centres of a short k-means with m clusters on a uniform sample of ~10·m rows (the
+        "hybrid" selection of U-SPEC, Huang et al. 2020): better landmarks at a cost that
+        does not grow with n.
+    precomputed : bool
+        X is an (n, n) affinity; the landmark points become W = X[I][:, I].
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    Landmarks
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.RandomState(0).rand(50, 3)
+    >>> sample_landmarks(X, 5, random_state=0).points.shape
+    (5, 3)
+    """
+    rng = check_random_state(random_state)
+    n = X.shape[0]
+    if method == "random":
+        indices = np.sort(rng.choice(n, size=n_components, replace=False))
+        rows = _take_rows(X, indices)
+        points = rows[:, indices] if precomputed else rows
+        return Landmarks(points=np.ascontiguousarray(points), indices=indices)
+    if method == "kmeans":
+        from sklearn.cluster import KMeans
+
+        size = min(n, KMEANS_LANDMARK_SAMPLE * n_components)
+        sample = _take_rows(X, np.sort(rng.choice(n, size=size, replace=False)))
+        km = KMeans(
+            n_clusters=n_components,
+            n_init=1,
+            max_iter=KMEANS_LANDMARK_ITER,
+            random_state=rng.randint(np.iinfo(np.int32).max),
+        )
+        with warnings.catch_warnings():
+            # A short run is the point: not converging in KMEANS_LANDMARK_ITER is expected.
+            warnings.simplefilter("ignore")
+            km.fit(sample)
+        centres = km.cluster_centers_.astype(sample.dtype, copy=False)
+        return Landmarks(points=np.ascontiguousarray(centres), indices=None)
+    raise ValueError(f"Unknown landmark method {method!r}; expected 'random' or 'kmeans'.")
+
+
+def _take_rows(X: Any, indices: np.ndarray) -> np.ndarray:
+    rows = X[indices]
+    if isinstance(rows, da.Array):
+        rows = rows.compute()
+    return np.asarray(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 2: kernel blocks (two passes over the data)
+# --------------------------------------------------------------------------------------------
+
+
+def block_column_sums(X_block: np.ndarray, landmarks: Landmarks, kernel: Kernel) -> np.ndarray:
+    """Pass 1 for one block: Cᵀ1, (m,) float64."""
+    C = kernel.cross(X_block, landmarks)
+    return np.asarray(C.sum(axis=0), dtype=np.float64).ravel()
+
+
+def _degrees(C, degree_weights: np.ndarray) -> np.ndarray:
+    t = degree_weights.astype(C.dtype, copy=False)
+    return np.asarray(C @ t).ravel()
+
+
+def block_gram(
+    X_block: np.ndarray,
+    landmarks: Landmarks,
+    kernel: Kernel,
+    degree_weights: np.ndarray,
+    degree_floor: float,
+    normalizer: np.ndarray,
+    diagonal: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 2 for one block: the Gram partial F̃ᵀF̃ and degree statistics.
+
+    Returns
+    -------
+    gram : ndarray (r, r) float64
+    stats : ndarray (4,) float64
+        ``[n_clipped, min degree, max degree, sum of degrees]`` before clipping.
+    """
+    C = kernel.cross(X_block, landmarks)  # (n_block, m)
+    d = _degrees(C, degree_weights)  # (n_block,)
+    stats = np.array(
+        [np.count_nonzero(d < degree_floor), d.min(initial=np.inf), d.max(initial=-np.inf),
+         d.sum(dtype=np.float64)],
+        dtype=np.float64,
+    )
+    # Degrees can be ≤ 0 for a signed or indefinite kernel, and underflow for a narrow rbf:
+    # clip to a positive floor (counted above) so 1/√d stays finite.
+    inv_sqrt_d = 1.0 / np.sqrt(np.maximum(d, degree_floor))
+    if sparse.issparse(C):
+        B = sparse.diags(inv_sqrt_d) @ C
+        H = (B.T @ B).toarray().astype(np.float64)  # (m, m), from n_block·nnz_row² work
+        if diagonal:
+            rows = np.argmax(normalizer != 0, axis=0)
+            w = normalizer[rows, np.arange(normalizer.shape[1])]
+            gram = H[np.ix_(rows, rows)] * np.outer(w, w)
+        else:
+            gram = normalizer.T @ H @ normalizer
+    else:
+        # F̃ = D^{-1/2} C S, computed before the Gram: forming CᵀD⁻¹C first and sandwiching it
+        # with S would amplify its round-off by 1/λ_min(W) in the small directions.
+        F = (C * inv_sqrt_d[:, None].astype(C.dtype)) @ normalizer.astype(C.dtype)  # (n_block, r)
+        gram = (F.T @ F).astype(np.float64)
+    return gram, stats
+
+
+def landmark_normalizer(
+    W: np.ndarray | None, column_sums: np.ndarray, dtype: np.dtype
+) -> tuple[np.ndarray, bool, np.ndarray]:
+    """S (m, r) from the landmark kernel W, or from the graph's column sums when W is None.
+
+    Returns ``(S, diagonal, eigenvalues)`` with the eigenvalues of W (or the column sums)
+    in descending order. Eigenvalues below ``rcond·λ_max`` (rcond = max(m·eps, 1e-10), eps of
+    the compute dtype) are treated as zero: the Nyström pseudo-inverse keeps the positive,
+    numerically meaningful part of W (an indefinite kernel such as sigmoid has negative ones).
+    """
+    m = column_sums.shape[0]
+    if W is None:
+        s = column_sums
+        order = np.argsort(s)[::-1]
+        keep = np.flatnonzero(s > 0)
+        S = np.zeros((m, keep.size))
+        S[keep, np.arange(keep.size)] = 1.0 / np.sqrt(s[keep])
+        return S, True, s[order]
+    lam, V = linalg.eigh(W)
+    lam, V = lam[::-1], V[:, ::-1]
+    rcond = max(m * np.finfo(dtype).eps, _RCOND_FLOOR)
+    top = lam[0] if lam.size else 0.0
+    r = int(np.count_nonzero(lam > rcond * top)) if top > 0 else 0
+    S = V[:, :r] / np.sqrt(lam[:r])
+    return S, False, lam
+
+
+def kernel_blocks(
+    X: Any,
+    landmarks: Landmarks,
+    kernel: Kernel,
+    *,
+    min_rank: int = 1,
+) -> KernelSummary:
+    """Stage 2: the landmark kernel, then two passes over the row blocks of X.
+
+    Pass 1 accumulates the column sums s = Cᵀ1, from which the approximate degrees
+    d = C M s follow; pass 2 accumulates G = F̃ᵀF̃ with F̃ = D^{-1/2} C S. Nothing n-sized is
+    kept: the embedding pass recomputes each degree from its block of C.
+
+    Parameters
+    ----------
+    X : ndarray or dask array of shape (n, d)
+    landmarks : Landmarks
+    kernel : Kernel
+    min_rank : int
+        Fail early (before the passes) when the landmark kernel has fewer positive
+        eigenvalues than this, typically ``n_clusters``.
+
+    Returns
+    -------
+    KernelSummary
+
+    Raises
+    ------
+    ValueError
+        If the landmark kernel is not finite or has rank < ``min_rank``.
+    """
+    X = as_blocks(X)
+    dtype = np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+    W = kernel.landmark_gram(landmarks)  # (m, m), small and eager
+    if W is not None:
+        if not np.all(np.isfinite(W)):
+            raise ValueError(
+                f"The affinity {kernel.name!r} with parameters {dict(kernel.params)!r} gives "
+                "non-finite values on the landmarks (overflow?). Use a smaller 'gamma' or "
+                "'degree', or scale X."
+            )
+        _warn_if_degenerate(W, kernel, landmarks)
+        S, diagonal, lam = landmark_normalizer(W, np.zeros(W.shape[0]), dtype)
+        _check_rank(S.shape[1], min_rank, kernel, lam)
+
+    # Pass 1: s = Cᵀ1.
+    partials = dask.compute(*map_blocks_delayed(block_column_sums, X, landmarks, kernel))
+    s = sum_in_order(partials)  # (m,)
+    if not np.all(np.isfinite(s)):
+        raise ValueError(
+            f"The affinity {kernel.name!r} with parameters {dict(kernel.params)!r} gives "
+            "non-finite values on the data (overflow?). Use a smaller 'gamma' or 'degree', "
+            "or scale X."
+        )
+    if W is None:
+        S, diagonal, lam = landmark_normalizer(None, s, dtype)
+        _check_rank(S.shape[1], min_rank, kernel, lam)
+    t = S @ (S.T @ s)  # (m,) = M s
+    n = X.shape[0]
+    mean_degree = float(s @ t) / n
+    scale = mean_degree if mean_degree > 0 else float(np.linalg.norm(s) * np.linalg.norm(t)) / n
+    floor = max(_DEGREE_FLOOR_REL * scale, np.finfo(np.float64).tiny)
+
+    # Pass 2: G = F̃ᵀF̃ and degree statistics.
+    results = dask.compute(
+        *map_blocks_delayed(block_gram, X, landmarks, kernel, t, floor, S, diagonal)
+    )
+    G = sum_in_order([g for g, _ in results])
+    stats = np.array([st for _, st in results])
+    n_clipped = int(stats[:, 0].sum())
+    summary = KernelSummary(
+        column_sums=s,
+        normalizer=S,
+        diagonal=diagonal,
+        degree_weights=t,
+        degree_floor=floor,
+        gram=0.5 * (G + G.T),
+        landmark_eigenvalues=lam,
+        n_samples=int(n),
+        n_clipped=n_clipped,
+        degree_min=float(stats[:, 1].min()),
+        degree_max=float(stats[:, 2].max()),
+        degree_mean=float(stats[:, 3].sum() / n),
+    )
+    if n_clipped:
+        warnings.warn(
+            f"{n_clipped} of {n} samples have an approximate degree ≤ {floor:.3g} "
+            f"(minimum {summary.degree_min:.3g}); they were clipped to {floor:.3g}. "
+            + _clipping_advice(kernel),
+            DegreeClippingWarning,
+            stacklevel=2,
+        )
+    return summary
+
+
+def _check_rank(r: int, min_rank: int, kernel: Kernel, lam: np.ndarray) -> None:
+    if r < min_rank:
+        raise ValueError(
+            f"The landmark affinity ({kernel.name!r}) has only {r} numerically positive "
+            f"eigenvalues (largest: {np.round(lam[:3], 6).tolist()}), fewer than "
+            f"n_clusters={min_rank}. Use more distinct landmarks (n_components), another "
+            "'gamma', or another affinity."
+        )
+
+
+def _clipping_advice(kernel: Kernel) -> str:
+    if kernel.name in ("rbf", "laplacian", "chi2"):
+        return "The kernel is too narrow for these rows (outliers?): try a smaller 'gamma'."
+    if kernel.name in ("linear", "sigmoid", "poly", "polynomial", "cosine"):
+        return (
+            f"The {kernel.name!r} affinity can be negative, so degrees can be too: prefer a "
+            "non-negative affinity such as 'rbf' or 'nearest_neighbors'."
+        )
+    return "Check that the affinity is non-negative."
+
+
+def _warn_if_degenerate(W: np.ndarray, kernel: Kernel, landmarks: Landmarks) -> None:
+    """Warn when W ≈ I (kernel too narrow) or W ≈ all ones (too wide), suggesting a gamma."""
+    if kernel.name not in ("rbf", "laplacian") or W.shape[0] < 2:
+        return
+    off = W[~np.eye(W.shape[0], dtype=bool)]
+    if off.max() < 1e-3:
+        problem = "nearly the identity: every landmark is unrelated to every other"
+    elif off.min() > 0.999:
+        problem = "nearly all ones: every landmark looks like every other"
+    else:
+        return
+    P = landmarks.points.astype(np.float64)
+    if kernel.name == "rbf":
+        dist = ((P[:, None, :] - P[None, :, :]) ** 2).sum(-1)
+    else:
+        dist = np.abs(P[:, None, :] - P[None, :, :]).sum(-1)
+    med = np.median(dist[~np.eye(P.shape[0], dtype=bool)])
+    suggestion = f" Try gamma ≈ {1.0 / med:.3g} (1 / median landmark distance)." if med > 0 else ""
+    warnings.warn(
+        f"The {kernel.name!r} kernel with gamma={kernel.params.get('gamma')!r} is {problem}, so "
+        f"the clustering carries no information.{suggestion}",
+        DegenerateKernelWarning,
+        stacklevel=3,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 3: eigendecomposition (small, r × r)
+# --------------------------------------------------------------------------------------------
+
+
+def eigendecompose(
+    summary: KernelSummary,
+    n_clusters: int,
+    *,
+    eigen_solver: str | None = None,
+    eigen_tol: float = 0.0,
+    random_state: int | np.random.RandomState | None = None,
+) -> EigenResult:
+    """Stage 3: top ``n_clusters`` eigenpairs of G, and the projection P.
+
+    Parameters
+    ----------
+    summary : KernelSummary
+    n_clusters : int
+    eigen_solver : {None, 'arpack', 'lobpcg', 'amg'}
+        None: dense LAPACK (``scipy.linalg.eigh``); 'arpack': ``scipy.sparse.linalg.eigsh``;
+        'lobpcg': ``scipy.sparse.linalg.lobpcg``; 'amg': LOBPCG preconditioned by pyamg's
+        smoothed aggregation on the shifted Laplacian. Iterative solvers fall back to dense
+        when the problem is too small for them (r < 5·k + 1), as scikit-learn does.
+    eigen_tol : float
+        Stopping tolerance of the iterative solvers; 0 means each solver's default.
+    random_state : int, RandomState or None
+        Seeds the iterative solvers' starting vectors.
+
+    Returns
+    -------
+    EigenResult
+    """
+    G = summary.gram
+    r, k = G.shape[0], n_clusters
+    if k > r:
+        raise ValueError(f"n_clusters={k} exceeds the rank {r} of the approximated affinity.")
+    rng = check_random_state(random_state)
+    solver = eigen_solver
+    if (solver in ("lobpcg", "amg") and r < 5 * k + 1) or (solver == "arpack" and k >= r):
+        logger.debug("eigendecompose: r=%d too small for %s, using dense eigh", r, solver)
+        solver = None
+    if solver is None:
+        sigma, R = linalg.eigh(G, subset_by_index=[r - k, r - 1])
+    elif solver == "arpack":
+        v0 = rng.uniform(-1, 1, r)
+        sigma, R = eigsh(G, k=k, which="LA", tol=eigen_tol, v0=v0)
+    elif solver == "lobpcg":
+        X0 = rng.standard_normal((r, k))
+        sigma, R = lobpcg(G, X0, largest=True, tol=eigen_tol or None, maxiter=2000)
+    elif solver == "amg":
+        sigma, R = _amg_eigs(G, k, eigen_tol, rng)
+    else:  # validated by the estimator; kept for direct callers
+        raise ValueError(f"Unknown eigen_solver {eigen_solver!r}.")
+    order = np.argsort(sigma)[::-1]
+    sigma, R = np.asarray(sigma)[order], np.asarray(R)[:, order]
+    # Deterministic signs: the largest-magnitude entry of each eigenvector is positive.
+    signs = np.sign(R[np.argmax(np.abs(R), axis=0), np.arange(k)])
+    R = R * np.where(signs == 0, 1.0, signs)
+    # G is PSD, so Σ ≥ 0 up to round-off; floor it so Σ^{-1/2} stays finite.
+    safe = np.maximum(sigma, np.finfo(np.float64).eps * max(sigma.max(initial=0.0), 1.0))
+    P = summary.normalizer @ (R / np.sqrt(safe))  # (m, k)
+    return EigenResult(eigenvalues=sigma.copy(), projection=P)
+
+
+def _amg_eigs(G: np.ndarray, k: int, tol: float, rng: np.random.RandomState):
+    try:
+        from pyamg import smoothed_aggregation_solver
+    except ImportError as exc:  # pragma: no cover - exercised only without pyamg
+        raise ImportError(
+            "eigen_solver='amg' needs pyamg: install the 'amg' extra "
+            "(pip install 'spectral-pipeline[amg]')."
+        ) from exc
+    # Largest eigenpairs of G are the smallest of the PSD "Laplacian" c·I − G, c ≥ λ_max(G)
+    # by Gershgorin, which is what an AMG preconditioner is built for.
+    c = float(np.abs(G).sum(axis=1).max())
+    L = sparse.csr_matrix(c * np.eye(G.shape[0]) - G)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sparse.SparseEfficiencyWarning)
+        ml = smoothed_aggregation_solver(L)
+    X0 = rng.standard_normal((G.shape[0], k))
+    mu, R = lobpcg(L, X0, M=ml.aspreconditioner(), largest=False, tol=tol or None, maxiter=2000)
+    return c - mu, R
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 4: embedding (third pass)
+# --------------------------------------------------------------------------------------------
+
+
+def block_embedding(
+    X_block: np.ndarray,
+    landmarks: Landmarks,
+    kernel: Kernel,
+    degree_weights: np.ndarray,
+    degree_floor: float,
+    projection: np.ndarray,
+    normalize: bool = True,
+) -> np.ndarray:
+    """Pass 3 for one block: U = D^{-1/2} C P, rows scaled to unit length if ``normalize``.
+
+    A row with no affinity to any landmark embeds to zero and stays zero (never NaN).
+    """
+    C = kernel.cross(X_block, landmarks)  # (n_block, m)
+    d = _degrees(C, degree_weights)
+    inv_sqrt_d = (1.0 / np.sqrt(np.maximum(d, degree_floor))).astype(C.dtype)
+    U = np.asarray(C @ projection.astype(C.dtype)) * inv_sqrt_d[:, None]  # (n_block, k)
+    if normalize:
+        norms = np.linalg.norm(U, axis=1, keepdims=True)
+        U = np.divide(U, norms, out=np.zeros_like(U), where=norms > 0)
+    return U
+
+
+def embed(
+    X: Any,
+    landmarks: Landmarks,
+    kernel: Kernel,
+    summary: KernelSummary,
+    eigen: EigenResult,
+    *,
+    normalize: bool = True,
+) -> Any:
+    """Stage 4: the spectral embedding of every row, (n, k).
+
+    Parameters
+    ----------
+    X : ndarray or dask array of shape (n, d)
+    landmarks, kernel, summary, eigen
+        Results of the previous stages.
+    normalize : bool
+        Scale rows to unit length (Ng, Jordan & Weiss 2001). With ``False`` the columns are
+        orthonormal: the top-k eigenvectors of the approximated normalized affinity.
+
+    Returns
+    -------
+    ndarray or dask array of shape (n, k)
+        A lazy dask array for dask input (compute or persist it once), numpy for numpy input.
+    """
+    return embed_rows(
+        X, landmarks, kernel, summary.degree_weights, summary.degree_floor, eigen.projection,
+        normalize=normalize,
+    )
+
+
+def embed_rows(
+    X: Any,
+    landmarks: Landmarks,
+    kernel: Kernel,
+    degree_weights: np.ndarray,
+    degree_floor: float,
+    projection: np.ndarray,
+    *,
+    normalize: bool = True,
+) -> Any:
+    """:func:`embed` from the arrays it needs; also embeds new rows (out-of-sample)."""
+    is_dask = isinstance(X, da.Array)
+    Xb = as_blocks(X)
+    k = projection.shape[1]
+    dtype = np.float32 if Xb.dtype == np.float32 else np.float64
+    parts = map_blocks_delayed(
+        block_embedding, Xb, landmarks, kernel, degree_weights, degree_floor, projection,
+        normalize,
+    )
+    U = da.concatenate(
+        [da.from_delayed(p, shape=(nb, k), dtype=dtype)
+         for p, nb in zip(parts, Xb.chunks[0], strict=True)],
+        axis=0,
+    )
+    return U if is_dask else U.compute()

@@ -1,0 +1,99 @@
+"""Small shared helpers: stage timing, warnings, block plumbing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+logger = logging.getLogger("spectral_core")
+
+#: Rows per block when a numpy array is split for block work.
+DEFAULT_BLOCK_ROWS = 16_384
+
+
+class DegreeClippingWarning(UserWarning):
+    """Some approximate degrees were ≤ 0 (or tiny) and were clipped to a positive floor."""
+
+
+class DegenerateKernelWarning(UserWarning):
+    """The landmark kernel is (nearly) the identity or (nearly) all ones."""
+
+
+class ZeroEmbeddingWarning(UserWarning):
+    """Some rows have an all-zero spectral embedding (no affinity to any landmark)."""
+
+
+@contextmanager
+def stage_timer(stage: str, timings: dict[str, float] | None = None) -> Iterator[None]:
+    """Log how long a stage took (also when it fails) and record it in ``timings``."""
+    start = time.perf_counter()
+    logger.info("%s: started", stage)
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        elapsed = time.perf_counter() - start
+        if timings is not None:
+            timings[stage] = elapsed
+        logger.info("%s: %s in %.3f s", stage, "done" if ok else "failed", elapsed)
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int:
+    """joblib's convention: None → 1, -1 → all cores, -2 → all but one, ..."""
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return n_jobs
+
+
+def block_rows_for(n_features: int, n_components: int) -> int:
+    """Rows per block so that one block of X and of C stays around 32 MB in float64."""
+    width = max(n_features, n_components, 1)
+    rows = (32 * 2**20) // (8 * width)
+    return int(min(max(rows, 1024), DEFAULT_BLOCK_ROWS * 4))
+
+
+def as_blocks(X: Any, block_rows: int | None = None) -> da.Array:
+    """The one internal form of X: a dask array chunked by rows only (numpy is wrapped)."""
+    if isinstance(X, da.Array):
+        if X.numblocks[1] != 1:
+            X = X.rechunk({1: -1})
+        return X
+    X = np.asarray(X)
+    rows = block_rows or DEFAULT_BLOCK_ROWS
+    return da.from_array(X, chunks=(min(rows, max(X.shape[0], 1)), X.shape[1]), asarray=True)
+
+
+def map_blocks_delayed(
+    func: Callable[..., Any], X: da.Array, *args: Any
+) -> list[Any]:
+    """``func(block, *args)`` for every row block of X, as a list of delayed objects.
+
+    Large constant arguments (landmarks, normalizers) are wrapped in one delayed each, so the
+    graph stores them once instead of once per block.
+    """
+    shared = [dask.delayed(a, pure=True) if _is_large(a) else a for a in args]
+    call = dask.delayed(func, pure=True)
+    return [call(block, *shared) for block in X.to_delayed().ravel()]
+
+
+def _is_large(a: Any) -> bool:
+    return not isinstance(a, (int, float, bool, str, type(None)))
+
+
+def sum_in_order(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Sum block partials in float64, in block order (deterministic for a fixed chunking)."""
+    total = np.zeros_like(np.asarray(parts[0]), dtype=np.float64)
+    for p in parts:
+        total += p
+    return total

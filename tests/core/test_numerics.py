@@ -1,0 +1,75 @@
+"""Finite results for every kernel, clipping and degeneracy warnings, solver agreement."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from spectral_core import (
+    KERNEL_AFFINITIES,
+    DegenerateKernelWarning,
+    DegreeClippingWarning,
+    SpectralClustering,
+)
+
+
+@pytest.mark.parametrize("affinity", [*KERNEL_AFFINITIES, "nearest_neighbors"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_affinity_gives_finite_orthonormal_embedding(three_blobs, affinity, dtype):
+    X, _ = three_blobs
+    X = (np.abs(X) if "chi2" in affinity else X / 10.0).astype(dtype)
+    sc = SpectralClustering(n_clusters=3, gamma=0.5, n_components=40, random_state=0,
+                            affinity=affinity, persist_embedding=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegreeClippingWarning)  # signed kernels, on purpose
+        sc.fit(X)
+    assert np.all(np.isfinite(sc.embedding_))
+    assert np.all(np.isfinite(sc.eigenvalues_))
+    assert np.all(np.diff(sc.eigenvalues_) <= 1e-6)  # descending
+    norms = np.linalg.norm(sc.embedding_, axis=1)
+    assert np.all((np.abs(norms - 1) < 1e-4) | (norms == 0))
+    assert set(np.unique(sc.labels_)) <= {0, 1, 2}
+
+
+def test_signed_kernel_degrees_are_clipped_and_counted():
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 3)  # centred data: the linear kernel has negative degrees
+    sc = SpectralClustering(n_clusters=2, affinity="linear", n_components=20, random_state=0)
+    with pytest.warns(DegreeClippingWarning, match=r"\d+ of 300 samples have an approximate "
+                      r"degree .* 'linear' affinity can be negative"):
+        sc.fit(X)
+    assert sc.n_clipped_degrees_ > 0
+    assert np.all(np.isfinite(sc.transform(X)))
+
+
+def test_narrow_rbf_warns_and_suggests_gamma(three_blobs):
+    X, _ = three_blobs
+    sc = SpectralClustering(n_clusters=3, gamma=1e4, n_components=30, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegreeClippingWarning)
+        with pytest.warns(DegenerateKernelWarning, match=r"nearly the identity.* Try gamma ≈ "):
+            sc.fit(X)
+
+
+def test_wide_rbf_warns(three_blobs):
+    X, _ = three_blobs
+    sc = SpectralClustering(n_clusters=1, gamma=1e-9, n_components=30, random_state=0)
+    with pytest.warns(DegenerateKernelWarning, match=r"nearly all ones.* Try gamma ≈ "):
+        sc.fit(X)
+
+
+def test_no_warning_for_a_sensible_gamma(three_blobs):
+    X, _ = three_blobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SpectralClustering(n_clusters=3, gamma=0.1, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("solver", ["arpack", "lobpcg", "amg"])
+def test_iterative_solvers_agree_with_dense(three_blobs, solver):
+    X, _ = three_blobs
+    dense = SpectralClustering(n_clusters=3, gamma=0.1, random_state=0).fit(X)
+    other = SpectralClustering(n_clusters=3, gamma=0.1, random_state=0, eigen_solver=solver,
+                               eigen_tol=1e-10).fit(X)
+    np.testing.assert_allclose(other.eigenvalues_, dense.eigenvalues_, atol=1e-6)
+    np.testing.assert_array_equal(other.labels_, dense.labels_)
