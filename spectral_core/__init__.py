@@ -12,18 +12,22 @@ from ._assign import ClusterQR, Discretize, assign_labels, make_assigner
 from ._estimator import STAGES, SpectralClustering, compute_context, stage_seeds
 from ._kernels import AFFINITIES, KERNEL_AFFINITIES, Kernel, make_kernel
 from ._stages import (
+    DegreeWeights,
     EigenResult,
     KernelSummary,
     Landmarks,
     block_column_sums,
     block_embedding,
     block_gram,
+    degree_weights,
     eigendecompose,
     embed,
     embed_rows,
     kernel_blocks,
     landmark_normalizer,
+    prepare_landmark_kernel,
     sample_landmarks,
+    summarize_kernel_blocks,
 )
 from ._utils import (
     DegenerateKernelWarning,
@@ -39,6 +43,7 @@ __all__ = [
     "ClusterQR",
     "DegenerateKernelWarning",
     "DegreeClippingWarning",
+    "DegreeWeights",
     "Discretize",
     "EigenResult",
     "Kernel",
@@ -51,6 +56,7 @@ __all__ = [
     "block_embedding",
     "block_gram",
     "compute_context",
+    "degree_weights",
     "eigendecompose",
     "embed",
     "embed_rows",
@@ -58,9 +64,11 @@ __all__ = [
     "landmark_normalizer",
     "make_assigner",
     "make_kernel",
+    "prepare_landmark_kernel",
     "sample_landmarks",
     "stage_seeds",
     "stage_timer",
+    "summarize_kernel_blocks",
 ]
 
 __version__ = "0.1.0"

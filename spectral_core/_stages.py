@@ -44,18 +44,22 @@ from ._utils import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "DegreeWeights",
     "EigenResult",
     "KernelSummary",
     "Landmarks",
     "block_column_sums",
     "block_embedding",
     "block_gram",
+    "degree_weights",
     "eigendecompose",
     "embed",
     "embed_rows",
     "kernel_blocks",
     "landmark_normalizer",
+    "prepare_landmark_kernel",
     "sample_landmarks",
+    "summarize_kernel_blocks",
 ]
 
 #: Landmark-kernel eigenvalues below ``rcond · λ_max`` are treated as zero (not inverted).
@@ -343,66 +347,124 @@ def kernel_blocks(
     """
     X = as_blocks(X)
     dtype = np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
-    W = kernel.landmark_gram(landmarks)  # (m, m), small and eager
-    if W is not None:
-        if not np.all(np.isfinite(W)):
-            raise ValueError(
-                f"The affinity {kernel.name!r} with parameters {dict(kernel.params)!r} gives "
-                "non-finite values on the landmarks (overflow?). Use a smaller 'gamma' or "
-                "'degree', or scale X."
-            )
-        _warn_if_degenerate(W, kernel, landmarks)
-        S, diagonal, lam = landmark_normalizer(W, np.zeros(W.shape[0]), dtype)
-        _check_rank(S.shape[1], min_rank, kernel, lam)
-
+    prepared = prepare_landmark_kernel(landmarks, kernel, dtype=dtype, min_rank=min_rank)
     # Pass 1: s = Cᵀ1.
-    partials = dask.compute(*map_blocks_delayed(block_column_sums, X, landmarks, kernel))
-    s = sum_in_order(partials)  # (m,)
-    if not np.all(np.isfinite(s)):
-        raise ValueError(
-            f"The affinity {kernel.name!r} with parameters {dict(kernel.params)!r} gives "
-            "non-finite values on the data (overflow?). Use a smaller 'gamma' or 'degree', "
-            "or scale X."
-        )
-    if W is None:
-        S, diagonal, lam = landmark_normalizer(None, s, dtype)
-        _check_rank(S.shape[1], min_rank, kernel, lam)
-    t = S @ (S.T @ s)  # (m,) = M s
-    n = X.shape[0]
-    mean_degree = float(s @ t) / n
-    scale = mean_degree if mean_degree > 0 else float(np.linalg.norm(s) * np.linalg.norm(t)) / n
-    floor = max(_DEGREE_FLOOR_REL * scale, np.finfo(np.float64).tiny)
-
+    s = sum_in_order(dask.compute(*map_blocks_delayed(block_column_sums, X, landmarks, kernel)))
+    weights = degree_weights(s, prepared, kernel, n_samples=X.shape[0], dtype=dtype,
+                             min_rank=min_rank)
     # Pass 2: G = F̃ᵀF̃ and degree statistics.
-    results = dask.compute(
-        *map_blocks_delayed(block_gram, X, landmarks, kernel, t, floor, S, diagonal)
+    results = dask.compute(*map_blocks_delayed(
+        block_gram, X, landmarks, kernel, weights.degree_weights, weights.degree_floor,
+        weights.normalizer, weights.diagonal,
+    ))
+    return summarize_kernel_blocks(
+        weights, [g for g, _ in results], [st for _, st in results], kernel, n_samples=X.shape[0]
     )
-    G = sum_in_order([g for g, _ in results])
-    stats = np.array([st for _, st in results])
-    n_clipped = int(stats[:, 0].sum())
+
+
+@dataclass(frozen=True)
+class DegreeWeights:
+    """What pass 2 and the embedding need from pass 1: S, t and the degree floor."""
+
+    column_sums: np.ndarray
+    normalizer: np.ndarray
+    diagonal: bool
+    landmark_eigenvalues: np.ndarray
+    degree_weights: np.ndarray
+    degree_floor: float
+
+
+def prepare_landmark_kernel(
+    landmarks: Landmarks, kernel: Kernel, *, dtype: np.dtype, min_rank: int = 1
+) -> tuple[np.ndarray, bool, np.ndarray] | None:
+    """Before pass 1: W = κ(L, L), its checks and its normalizer S (None for the graph).
+
+    Raises early -- before any pass over the data -- when W is not finite or its positive
+    part has rank < ``min_rank``; warns when W is degenerate (≈ I or ≈ all ones).
+    """
+    W = kernel.landmark_gram(landmarks)  # (m, m), small and eager
+    if W is None:
+        return None
+    if not np.all(np.isfinite(W)):
+        raise ValueError(_overflow_message(kernel, "the landmarks"))
+    _warn_if_degenerate(W, kernel, landmarks)
+    S, diagonal, lam = landmark_normalizer(W, np.zeros(W.shape[0]), dtype)
+    _check_rank(S.shape[1], min_rank, kernel, lam)
+    return S, diagonal, lam
+
+
+def degree_weights(
+    column_sums: np.ndarray,
+    prepared: tuple[np.ndarray, bool, np.ndarray] | None,
+    kernel: Kernel,
+    *,
+    n_samples: int,
+    dtype: np.dtype,
+    min_rank: int = 1,
+) -> DegreeWeights:
+    """Between the passes: t = M s, and the floor below which degrees are clipped.
+
+    The floor is ``1e-8`` of the mean degree sᵀt/n (or of ‖s‖‖t‖/n if that mean is not
+    positive, as for a signed kernel), so only degrees that are tiny or ≤ 0 are touched.
+    """
+    s = column_sums
+    if not np.all(np.isfinite(s)):
+        raise ValueError(_overflow_message(kernel, "the data"))
+    if prepared is None:  # the landmark graph: S = Δ^{-1/2} from the column sums
+        prepared = landmark_normalizer(None, s, dtype)
+        _check_rank(prepared[0].shape[1], min_rank, kernel, prepared[2])
+    S, diagonal, lam = prepared
+    t = S @ (S.T @ s)  # (m,) = M s
+    mean_degree = float(s @ t) / n_samples
+    scale = mean_degree if mean_degree > 0 else \
+        float(np.linalg.norm(s) * np.linalg.norm(t)) / n_samples
+    floor = max(_DEGREE_FLOOR_REL * scale, np.finfo(np.float64).tiny)
+    return DegreeWeights(s, S, diagonal, lam, t, floor)
+
+
+def summarize_kernel_blocks(
+    weights: DegreeWeights,
+    grams: list[np.ndarray],
+    stats: list[np.ndarray],
+    kernel: Kernel,
+    *,
+    n_samples: int,
+) -> KernelSummary:
+    """After pass 2: reduce the per-block Gram partials and degree statistics, in order."""
+    G = sum_in_order(grams)
+    st = np.asarray(stats, dtype=np.float64).reshape(-1, 4)
+    n_clipped = int(st[:, 0].sum())
     summary = KernelSummary(
-        column_sums=s,
-        normalizer=S,
-        diagonal=diagonal,
-        degree_weights=t,
-        degree_floor=floor,
+        column_sums=weights.column_sums,
+        normalizer=weights.normalizer,
+        diagonal=weights.diagonal,
+        degree_weights=weights.degree_weights,
+        degree_floor=weights.degree_floor,
         gram=0.5 * (G + G.T),
-        landmark_eigenvalues=lam,
-        n_samples=int(n),
+        landmark_eigenvalues=weights.landmark_eigenvalues,
+        n_samples=int(n_samples),
         n_clipped=n_clipped,
-        degree_min=float(stats[:, 1].min()),
-        degree_max=float(stats[:, 2].max()),
-        degree_mean=float(stats[:, 3].sum() / n),
+        degree_min=float(st[:, 1].min()),
+        degree_max=float(st[:, 2].max()),
+        degree_mean=float(st[:, 3].sum() / n_samples),
     )
     if n_clipped:
+        floor = weights.degree_floor
         warnings.warn(
-            f"{n_clipped} of {n} samples have an approximate degree ≤ {floor:.3g} "
+            f"{n_clipped} of {n_samples} samples have an approximate degree ≤ {floor:.3g} "
             f"(minimum {summary.degree_min:.3g}); they were clipped to {floor:.3g}. "
             + _clipping_advice(kernel),
             DegreeClippingWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return summary
+
+
+def _overflow_message(kernel: Kernel, where: str) -> str:
+    return (
+        f"The affinity {kernel.name!r} with parameters {dict(kernel.params)!r} gives non-finite "
+        f"values on {where} (overflow?). Use a smaller 'gamma' or 'degree', or scale X."
+    )
 
 
 def _check_rank(r: int, min_rank: int, kernel: Kernel, lam: np.ndarray) -> None:
