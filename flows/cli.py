@@ -1,37 +1,324 @@
-"""``spectral-flow``: the command-line entry point."""
+"""``spectral-flow``: run the spectral-clustering flow from a terminal.
+
+    spectral-flow run INPUT --output DIR [--n-clusters 8 --affinity nearest_neighbors ...]
+    spectral-flow demo [--rows N]
+
+With no ``PREFECT_API_URL`` the flow runs on Prefect's embedded default (a temporary local API
+that Prefect starts and stops with the process) and on a local Dask cluster of threads in this
+process, so nothing has to be started by hand. ``--processes`` (worker processes) makes the
+command start one local Prefect server for the run, so the workers share it instead of each
+starting their own.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
 import time
+import typing
+from pathlib import Path
+from typing import Any
+
+#: Quiet, offline-friendly defaults for the embedded mode (a user's own settings win).
+_ENV_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "spectral_core",
+    "DASK_LOGGING__DISTRIBUTED": "warning",
+    "DASK_DISTRIBUTED__WORKER__DAEMON": "false",
+}
+
+
+def _environment() -> None:
+    for key, value in _ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+# --------------------------------------------------------------------------------------------
+# Flags generated from the parameter model, so --help documents every parameter
+# --------------------------------------------------------------------------------------------
+
+_POSITIONAL = {"input"}
+_RENAMED = {"output_dir": "output"}
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    from .params import DaskOptions, SpectralParams
+
+    data = parser.add_argument_group("data")
+    est = parser.add_argument_group("estimator (SpectralClustering's parameters)")
+    dask = parser.add_argument_group("dask")
+    for name, field in SpectralParams.model_fields.items():
+        if name in _POSITIONAL or name == "dask":
+            continue
+        group = data if name in ("output_dir", "checkpoint_dir", "feature_columns",
+                                 "id_column", "block_size") else est
+        _add_flag(group, _RENAMED.get(name, name), field, dest=name)
+    for name, field in DaskOptions.model_fields.items():
+        _add_flag(dask, f"dask_{name}" if name != "address" else "dask_address", field,
+                  dest=f"dask.{name}")
+
+
+def _add_flag(group, name: str, field, *, dest: str) -> None:
+    flag = "--" + name.replace("_", "-")
+    annotation = field.annotation
+    default = field.get_default(call_default_factory=True)
+    helptext = (field.description or "") + f" (default: {default!r})"
+    kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": helptext}
+    args = typing.get_args(annotation)
+    literals = [a for a in _flatten_literals(annotation)]
+    if annotation is bool:
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        return
+    if literals:
+        kwargs["choices"] = [str(v) for v in literals if v is not None]
+        kwargs["type"] = str
+    elif dict in (annotation, *[typing.get_origin(a) for a in args]) or \
+            typing.get_origin(annotation) is dict or any(typing.get_origin(a) is dict
+                                                        for a in args):
+        kwargs["type"] = json.loads
+        kwargs["metavar"] = "JSON"
+    elif any(typing.get_origin(a) is list for a in (annotation, *args)):
+        kwargs["type"] = lambda s: [c for c in s.split(",") if c]
+        kwargs["metavar"] = "A,B,..."
+    elif annotation is int or int in args:
+        kwargs["type"] = int
+    elif annotation is float:
+        kwargs["type"] = float
+    group.add_argument(flag, **kwargs)
+
+
+def _flatten_literals(annotation) -> list[Any]:
+    if typing.get_origin(annotation) is typing.Literal:
+        return list(typing.get_args(annotation))
+    out: list[Any] = []
+    for a in typing.get_args(annotation):
+        out += _flatten_literals(a)
+    return out
+
+
+def _params_from_args(args: argparse.Namespace, **extra: Any):
+    from .params import SpectralParams
+
+    values: dict[str, Any] = {}
+    dask: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if key.startswith("dask."):
+            dask[key[5:]] = value
+        elif key not in ("command", "func"):
+            values[key] = value
+    if values.get("n_init") not in (None, "auto"):
+        values["n_init"] = int(values["n_init"])
+    values.update(extra)
+    if dask:
+        values["dask"] = dask
+    return SpectralParams(**values)
+
+
+# --------------------------------------------------------------------------------------------
+# Running the flow with a terminal display
+# --------------------------------------------------------------------------------------------
+
+
+class _TerminalProgress(logging.Handler):
+    """One updating line per stage, fed by the flow's progress log records."""
+
+    def __init__(self, stream):
+        super().__init__(logging.INFO)
+        self.stream = stream
+        self.tty = stream.isatty()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if " parts" not in msg and "Finished in state" not in msg:
+            return
+        line = msg if " parts" in msg else f"{getattr(record, 'task_run_name', '')} {msg}"
+        if self.tty:
+            self.stream.write("\r\033[K" + line[:120])
+            if "Finished" in msg:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def run_flow(params, *, quiet: bool = False) -> dict[str, Any]:
+    """Run the flow in this process (starting a local server if worker processes need one)."""
+    _environment()
+    server = None
+    if params.dask.processes and not params.dask.address and not os.environ.get(
+            "PREFECT_API_URL"):
+        from .server import LocalServer
+
+        server = LocalServer().start()
+    try:
+        from .spectral import spectral_clustering
+
+        # On a terminal: one progress line per stage instead of Prefect's full console log
+        # (the full log still reaches the Prefect API and UI). Elsewhere: Prefect's log.
+        consoles: list[logging.Handler] = []
+        handler = None
+        if not quiet and sys.stderr.isatty():
+            from prefect.logging.handlers import PrefectConsoleHandler
+
+            for lg in (logging.getLogger(), logging.getLogger("prefect")):
+                consoles += [h for h in lg.handlers if isinstance(h, PrefectConsoleHandler)]
+            levels = [h.level for h in consoles]
+            for h in consoles:
+                h.setLevel(logging.WARNING)
+            handler = _TerminalProgress(sys.stderr)
+            logging.getLogger("prefect").addHandler(handler)
+        try:
+            return spectral_clustering(params)
+        finally:
+            if handler:
+                logging.getLogger("prefect").removeHandler(handler)
+                for h, level in zip(consoles, levels, strict=True):
+                    h.setLevel(level)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def print_summary(result: dict[str, Any], seconds: float, out=sys.stdout) -> None:
+    files = result["files"]
+    print("", file=out)
+    print(f"spectral-clustering: {result['rows']:,} rows in {seconds:.1f} s", file=out)
+    for name, path in files.items():
+        print(f"  {name:<10} {path}", file=out)
+    sizes = result["cluster_sizes"]
+    total = max(sum(sizes), 1)
+    print("  clusters   " + ", ".join(f"{i}: {n:,} ({100 * n / total:.0f}%)"
+                                      for i, n in enumerate(sizes)), file=out)
+    print("  eigenvalues " + " ".join(f"{v:.4f}" for v in result["eigenvalues"]), file=out)
+    print("  stage              seconds", file=out)
+    for stage, info in result["stages"].items():
+        note = f"  ({info['state']}: reused from checkpoint)" if info["reused"] else ""
+        print(f"  {stage:<18} {info['seconds']:7.2f}{note}", file=out)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    try:
+        params = _params_from_args(args)
+    except ValidationError as exc:
+        print(f"spectral-flow: invalid parameters:\n{exc}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        result = run_flow(params)
+    except (ValueError, TypeError) as exc:
+        print(f"spectral-flow: {exc}", file=sys.stderr)
+        return 2
+    print_summary(result, time.perf_counter() - start)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# The demo
+# --------------------------------------------------------------------------------------------
+
+
+def write_digits(folder: Path) -> tuple[Path, Any]:
+    """scikit-learn's digits as a Parquet dataset (3 files), with the true digit as a column."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, rows in enumerate(np.array_split(np.arange(X.shape[0]), 3)):
+        table = pa.table({"image_id": rows, "digit": y[rows],
+                          **{f"pixel_{j}": X[rows, j] for j in range(X.shape[1])}})
+        pq.write_table(table, folder / f"digits-{i}.parquet", row_group_size=300)
+    return folder, y
+
+
+def write_blobs(folder: Path, rows: int, *, features: int = 10, clusters: int = 8,
+                rows_per_file: int = 1_000_000, seed: int = 0) -> tuple[Path, Any]:
+    """A synthetic Gaussian-blob dataset of any size, written file by file (bounded memory)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-10, 10, size=(clusters, features))
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = []
+    for i, start in enumerate(range(0, rows, rows_per_file)):
+        n = min(rows_per_file, rows - start)
+        y = rng.integers(clusters, size=n)
+        X = (centres[y] + rng.standard_normal((n, features))).astype(np.float32)
+        table = pa.table({"row_id": np.arange(start, start + n), "truth": y,
+                          **{f"x{j}": X[:, j] for j in range(features)}})
+        pq.write_table(table, folder / f"blobs-{i:04d}.parquet", row_group_size=65_536)
+        truth.append(y)
+    return folder, np.concatenate(truth)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from sklearn.datasets import load_digits
+    import pyarrow.parquet as pq
     from sklearn.metrics import adjusted_rand_score
 
-    from spectral_core import SpectralClustering
+    from .params import SpectralParams
 
-    X, y = load_digits(return_X_y=True)
+    out = Path(args.output)
+    if args.rows:
+        data, _ = write_blobs(out / "data", args.rows, seed=args.random_state)
+        params = SpectralParams(
+            input=str(data), output_dir=str(out), id_column="row_id",
+            feature_columns=[f"x{j}" for j in range(10)], n_clusters=8, gamma=0.1,
+            n_components=100, random_state=args.random_state, block_size=131_072,
+        )
+        truth_col, id_col = "truth", "row_id"
+        what = f"{args.rows:,} synthetic rows (8 Gaussian blobs, 10 features)"
+    else:
+        data, _ = write_digits(out / "data")
+        params = SpectralParams(
+            input=str(data), output_dir=str(out), id_column="image_id",
+            feature_columns=[f"pixel_{j}" for j in range(64)], n_clusters=10,
+            affinity="nearest_neighbors", n_neighbors=5, n_components=300,
+            landmarks="kmeans", random_state=args.random_state, block_size=600,
+        )
+        truth_col, id_col = "digit", "image_id"
+        what = "scikit-learn's digits (1,797 images, 64 pixels), written to Parquet"
+    print(f"spectral-flow demo: {what} in {data}")
     start = time.perf_counter()
-    sc = SpectralClustering(
-        n_clusters=10, affinity="nearest_neighbors", n_neighbors=5, n_components=300,
-        landmarks="kmeans", random_state=args.random_state,
-    ).fit(X)
-    print(f"digits: {X.shape[0]} rows, {X.shape[1]} features")
-    print(f"ARI against the true digits: {adjusted_rand_score(y, sc.labels_):.3f}")
-    print(f"seconds: {time.perf_counter() - start:.2f}")
-    for stage, seconds in sc.stage_timings_.items():
-        print(f"  {stage:<17} {seconds:7.3f} s")
+    result = run_flow(params)
+    seconds = time.perf_counter() - start
+    print_summary(result, seconds)
+    truth = pq.read_table(data, columns=[id_col, truth_col]).to_pandas().set_index(id_col)
+    labels = pq.read_table(result["files"]["labels"]).to_pandas().set_index(id_col)
+    ari = adjusted_rand_score(truth.loc[labels.index, truth_col], labels["label"])
+    print(f"  ARI against the true {'digits' if not args.rows else 'blobs'}: {ari:.3f}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spectral-flow", description=__doc__)
+    _environment()
+    parser = argparse.ArgumentParser(
+        prog="spectral-flow",
+        description="Nyström spectral clustering of a Parquet dataset as a Prefect flow on Dask.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="cluster scikit-learn's digits end to end")
-    demo.add_argument("--random-state", type=int, default=0)
+    run = sub.add_parser("run", help="cluster a Parquet dataset",
+                         description="Cluster a Parquet dataset. Every SpectralClustering "
+                         "parameter is a flag; reruns with the same input and parameters "
+                         "resume from the checkpoints.")
+    run.add_argument("input", help="a Parquet file, a directory of Parquet files, or a glob")
+    _add_model_flags(run)
+    run.set_defaults(func=_run)
+    demo = sub.add_parser("demo", help="the flow end to end on real data (digits), or on a "
+                          "synthetic dataset of any size with --rows")
+    demo.add_argument("--output", default="spectral-demo", help="output directory "
+                      "(default: spectral-demo)")
+    demo.add_argument("--rows", type=int, default=0, help="cluster N synthetic rows instead "
+                      "of the digits (written to Parquet first)")
+    demo.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     return args.func(args)

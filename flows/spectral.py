@@ -40,15 +40,16 @@ def run_stages(job: dict[str, Any]) -> dict[str, Any]:
     """The stages in order, each a task on the Dask cluster; completed stages are Cached."""
     stages.validate_input.submit(job).result()
     refs: dict[str, dict[str, Any]] = {}
+    states: dict[str, str] = {}
     upstream: dict[str, Any] | None = None
     for name, stage_task in STAGE_TASKS.items():
         # A stage whose checkpoint is gone must not be served from Prefect's cache.
-        options = {"refresh_cache": True} if not job["complete"][name] else {}
-        runner = stage_task.with_options(**options) if options else stage_task
-        args = (job,) if upstream is None else (job, upstream)
-        upstream = runner.submit(*args).result()
-        refs[name] = upstream
-    return planning.write_outputs.submit(job, refs).result()
+        runner = stage_task if job["complete"][name] else \
+            stage_task.with_options(refresh_cache=True)
+        future = runner.submit(job) if upstream is None else runner.submit(job, upstream)
+        upstream = future.result()
+        refs[name], states[name] = upstream, future.state.name
+    return planning.write_outputs.submit(job, refs, states).result()
 
 
 @flow(name="spectral-clustering")

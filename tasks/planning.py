@@ -132,11 +132,13 @@ def _ids(plan: DatasetPlan) -> tuple[str, pa.Array]:
         return "row", pa.array(np.arange(plan.n_rows, dtype=np.int64))
     chunks = [pq.ParquetFile(b.path).read_row_groups(b.row_groups, columns=[plan.id_column])
               .column(0) for b in plan.blocks]
-    return plan.id_column, pa.chunked_array([c for ch in chunks for c in ch.chunks]).combine_chunks()
+    ids = pa.chunked_array([c for ch in chunks for c in ch.chunks]).combine_chunks()
+    return plan.id_column, ids
 
 
 @task(name="write_outputs", retries=2, retry_delay_seconds=1)
-def write_outputs(job: dict[str, Any], refs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def write_outputs(job: dict[str, Any], refs: dict[str, dict[str, Any]],
+                  states: dict[str, str] | None = None) -> dict[str, Any]:
     """Reads the labels (and embedding) checkpoints; writes labels.parquet, summary.json."""
     plan = DatasetPlan.from_dict(job["plan"])
     out = Path(job["output_dir"])
@@ -154,7 +156,7 @@ def write_outputs(job: dict[str, Any], refs: dict[str, dict[str, Any]]) -> dict[
     stages = {
         s: {"seconds": round(refs[s]["seconds"], 3),
             "reused": this_run is not None and refs[s].get("flow_run_id") != this_run,
-            "key": refs[s]["key"]}
+            "state": (states or {}).get(s), "key": refs[s]["key"]}
         for s in STAGES
     }
     summary = {

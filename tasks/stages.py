@@ -30,6 +30,7 @@ from scipy.linalg import LinAlgError
 
 import spectral_core as sc
 
+from . import faults
 from .io import (
     Block,
     DatasetPlan,
@@ -164,8 +165,13 @@ class ParquetRows:
 # --------------------------------------------------------------------------------------------
 
 
+def _validate_cache_key(context, parameters) -> str:
+    job = parameters["job"]
+    return f"spectral-validate_input-{job['plan']['fingerprint']}-{job['params']['affinity']}"
+
+
 @task(name="validate_input", retries=2, retry_delay_seconds=1,
-      retry_condition_fn=retry_transient)
+      retry_condition_fn=retry_transient, cache_key_fn=_validate_cache_key, persist_result=True)
 def validate_input(job: dict[str, Any]) -> dict[str, Any]:
     """Reads every block once: non-finite values (file, row, column), row counts, minimum."""
     plan = _plan(job)
@@ -242,6 +248,7 @@ def _column_sums_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks,
     s = sc.block_column_sums(read_block(plan, block), landmarks, kernel)
     write_arrays(Path(out) / f"part-{block.index:06d}.parquet", {"s": s},
                  stage="kernel_blocks", key=key, block=block.index)
+    faults.after_part("kernel_blocks")
     return s
 
 
@@ -253,6 +260,7 @@ def _gram_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks, kernel:
                                 weights.normalizer, weights.diagonal)
     write_arrays(Path(out) / f"part-{block.index:06d}.parquet", {"gram": gram},
                  stage="kernel_blocks", key=key, block=block.index, stats=stats.tolist())
+    faults.after_part("kernel_blocks")
     return gram, stats
 
 
@@ -382,6 +390,7 @@ def _embed_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks, kernel
                            summary.degree_floor, eigen.projection)
     write_arrays(Path(out) / f"part-{block.index:06d}.parquet", {"u": U},
                  stage="embed", key=key, block=block.index)
+    faults.after_part("embed")
     return block.index
 
 
@@ -428,7 +437,7 @@ def assign_labels(job: dict[str, Any], embed_ref: dict[str, Any]) -> dict[str, A
     U = load_embedding(job)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        labels, model, _ = sc.assign_labels(
+        labels, _model, _ = sc.assign_labels(
             U, p["n_clusters"], assigner=p["assign_labels"], n_init=p["n_init"],
             kmeans_params=p["kmeans_params"], random_state=job["seeds"]["assign_labels"],
         )

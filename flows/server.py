@@ -1,0 +1,82 @@
+"""A local Prefect server for the length of one command (worker processes share it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalServer:
+    """``prefect server start`` on 127.0.0.1 and a free port; PREFECT_API_URL points to it."""
+
+    def __init__(self, port: int | None = None, timeout: float = 120.0):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        self.timeout = timeout
+        self.proc: subprocess.Popen | None = None
+        self._stack = ExitStack()
+        self._old_env: str | None = None
+
+    def start(self) -> LocalServer:
+        prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+        self.log = tempfile.NamedTemporaryFile(prefix="prefect-server-", suffix=".log",
+                                               delete=False)
+        self.proc = subprocess.Popen(
+            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited early; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            self.stop()
+            raise RuntimeError(f"prefect server did not start in {self.timeout:.0f} s; see "
+                               f"{self.log.name}")
+        self._old_env = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = self.url  # inherited by worker processes
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        self._stack.enter_context(temporary_settings(updates={PREFECT_API_URL: self.url}))
+        return self
+
+    def stop(self) -> None:
+        self._stack.close()
+        if self._old_env is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = self._old_env
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
