@@ -155,8 +155,9 @@ def write_outputs(job: dict[str, Any], refs: dict[str, dict[str, Any]],
     this_run = job.get("flow_run_id")
     stages = {
         s: {"seconds": round(refs[s]["seconds"], 3),
-            "reused": this_run is not None and refs[s].get("flow_run_id") != this_run,
-            "state": (states or {}).get(s), "key": refs[s]["key"]}
+            "reused": (states or {}).get(s) == "Cached" or bool(refs[s].get("from_checkpoint")),
+            "state": (states or {}).get(s), "key": refs[s]["key"],
+            **{k: refs[s][k] for k in ("parts", "parts_computed") if k in refs[s]}}
         for s in STAGES
     }
     summary = {

@@ -17,6 +17,7 @@ only its missing or invalid parts. Tasks return small JSON references, never arr
 from __future__ import annotations
 
 import json
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -25,7 +26,6 @@ from typing import Any
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.context import get_run_context
 from scipy.linalg import LinAlgError
 
 import spectral_core as sc
@@ -44,6 +44,9 @@ from .io import (
 from .parallel import map_parts, one_blas_thread
 
 STAGES = sc.STAGES
+# spectral_core logs stage timings at INFO; let them reach the run logs (with
+# PREFECT_LOGGING_EXTRA_LOGGERS=spectral_core), not only its warnings.
+logging.getLogger("spectral_core").setLevel(logging.INFO)
 _PERMANENT = (ValueError, TypeError, LinAlgError, ImportError, KeyError)
 
 
@@ -94,7 +97,9 @@ def read_marker(job: dict[str, Any], stage: str) -> dict[str, Any] | None:
         ref = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return ref if ref.get("key") == job["keys"][stage] else None
+    if ref.get("key") != job["keys"][stage]:
+        return None
+    return {**ref, "from_checkpoint": True}
 
 
 def _finish(job: dict[str, Any], stage: str, ref: dict[str, Any], start: float) -> dict[str, Any]:
@@ -458,9 +463,6 @@ def load_labels(job: dict[str, Any]) -> np.ndarray:
 
 
 def current_flow_run_id() -> str | None:
-    try:
-        ctx = get_run_context()
-    except Exception:
-        return None
-    run = getattr(ctx, "flow_run", None)
-    return str(run.id) if run is not None else None
+    from prefect.runtime import flow_run
+
+    return flow_run.get_id()

@@ -1,0 +1,39 @@
+"""Subprocess helpers for tests that run the CLI or a Dask cluster as separate processes."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def cli_env(tmp_path, **extra):
+    """Environment for a `spectral-flow` subprocess, with its own PREFECT_HOME."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_cli(args, env, timeout=300):
+    """Run `spectral-flow ARGS` in its own process group; clean up anything it leaves."""
+    proc = subprocess.Popen([str(BIN / "spectral-flow"), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        try:  # a SIGKILLed run leaves its temporary API server behind: end the group
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return proc.returncode, out, err
+
+
+def current_api_url():
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()

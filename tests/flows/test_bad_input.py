@@ -1,0 +1,116 @@
+"""Bad input to the flow: a clear error before the block passes, nothing half-written."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flows.params import SpectralParams
+from flows.spectral import spectral_clustering
+from tasks.io import InputError
+
+from .conftest import write_dataset
+
+
+def _good(folder, n=400, seed=0):
+    rng = np.random.RandomState(seed)
+    return write_dataset(folder, rng.rand(n, 3), rng.randint(0, 2, n), files=2,
+                         row_group_size=100)
+
+
+def _with_nan(folder):
+    _good(folder)
+    table = pq.read_table(folder / "part-1.parquet")
+    f1 = table.column("f1").to_numpy().copy()
+    f1[57] = np.nan
+    pq.write_table(table.set_column(table.schema.get_field_index("f1"), "f1", pa.array(f1)),
+                   folder / "part-1.parquet", row_group_size=100)
+    return folder
+
+
+def _schemas_disagree(folder):
+    _good(folder)
+    table = pq.read_table(folder / "part-1.parquet")
+    i = table.schema.get_field_index("f2")
+    as_int = pa.array((table.column("f2").to_numpy() * 100).astype(np.int64))
+    pq.write_table(table.set_column(i, "f2", as_int), folder / "part-1.parquet")
+    return folder
+
+
+def _strings_only(folder):
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"name": ["a", "b"] * 100}), folder / "s.parquet")
+    return folder
+
+
+def _empty_dir(folder):
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("no parquet here")
+    return folder
+
+
+def _old_checkpoints(folder):
+    _good(folder)
+    ckpt = folder.parent / "out" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "spectral-checkpoints.json").write_text(json.dumps({"format_version": 0}))
+    return folder
+
+
+CASES = [
+    ("missing input", lambda d: d / "nope", {}, r"The input '.*nope' does not exist"),
+    ("no parquet files", _empty_dir, {}, r"contains no \.parquet files"),
+    ("no numeric columns", _strings_only, {}, r"has no numeric feature columns"),
+    ("unknown column", _good, {"feature_columns": ["f0", "f9"]},
+     r"feature columns \['f9'\] are not in the input"),
+    ("unknown id column", _good, {"id_column": "key"}, r"id column 'key' is not in the input"),
+    ("schemas disagree", _schemas_disagree, {}, r"disagree on their schema: .*part-0.parquet' "
+     r"and .*part-1.parquet' differ \(column 'f2' is double vs int64\)"),
+    ("NaN in the data", _with_nan, {}, r"NaN or inf: file '.*part-1.parquet', row 57 of that "
+     r"file \(row 257 of the dataset\), column 'f1'"),
+    ("too few rows", _good, {"n_components": 400}, r"'n_components' parameter of "
+     r"SpectralClustering must be < n_samples=400"),
+    ("old checkpoint format", _old_checkpoints, {}, r"written by checkpoint format 0; this "
+     r"version reads format 1. Use another checkpoint directory"),
+    ("bad kmeans_params", _good, {"kmeans_params": {"n_clusterz": 2}},
+     r"'kmeans_params' parameter .* \['n_clusterz'\] are not"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "extra", "match"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_fails_before_work_and_writes_nothing(tmp_path, name, make, extra, match):
+    data = make(tmp_path / "data")
+    out = tmp_path / "out"
+    params = SpectralParams(**{"input": str(data), "output_dir": str(out), "n_clusters": 2,
+                               "n_components": 20, "id_column": "id" if name != "no numeric "
+                               "columns" else None, **extra})
+    with pytest.raises(ValueError, match=match):
+        spectral_clustering(params)
+    assert not (out / "labels.parquet").exists()
+    assert not (out / "summary.json").exists()
+    stage_dirs = list((out / "checkpoints").glob("*/kernel_blocks")) if out.exists() else []
+    assert stage_dirs == []
+
+
+def test_unwritable_output_directory(tmp_path):
+    data = _good(tmp_path / "data")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    params = SpectralParams(input=str(data), output_dir=str(blocker / "out"), n_clusters=2,
+                            n_components=20, id_column="id")
+    with pytest.raises(InputError, match=r"The output directory '.*a-file/out' cannot be "
+                       r"written"):
+        spectral_clustering(params)
+
+
+def test_pydantic_rejects_bad_parameters_before_the_flow():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"gamma\n.*greater than 0"):
+        SpectralParams(input="x", gamma=0)
+    with pytest.raises(ValidationError, match=r"affinity\n.*Input should be 'rbf'"):
+        SpectralParams(input="x", affinity="rbff")
+    with pytest.raises(ValidationError, match=r"n_clusters=200 must be ≤ n_components=100"):
+        SpectralParams(input="x", n_clusters=200)

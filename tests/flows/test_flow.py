@@ -1,0 +1,90 @@
+"""The spectral-clustering flow on a real local Dask cluster and a real Prefect API."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from flows.params import SpectralParams
+from flows.spectral import spectral_clustering
+from spectral_core import SpectralClustering
+
+FEATURES = ["f0", "f1", "f2", "f3"]
+
+
+def _params(data, out, **kw):
+    base = dict(input=str(data), output_dir=str(out), feature_columns=FEATURES,
+                id_column="id", block_size=1000, n_clusters=3, gamma=0.1, n_components=50,
+                random_state=0, dask={"n_workers": 1, "threads_per_worker": 2})
+    return SpectralParams(**{**base, **kw})
+
+
+def _labels(out):
+    table = pq.read_table(out / "labels.parquet")
+    return table.column("id").to_numpy(), table.column("label").to_numpy()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [dict(affinity="rbf", landmarks="random"),
+     dict(affinity="nearest_neighbors", n_neighbors=5, landmarks="kmeans")],
+    ids=["rbf-random", "knn-kmeans"],
+)
+def test_flow_equals_library(blobs_data, tmp_path, config):
+    data, X, _y = blobs_data
+    result = spectral_clustering(_params(data, tmp_path / "out", **config))
+    ids, labels = _labels(tmp_path / "out")
+    np.testing.assert_array_equal(ids, np.arange(X.shape[0]) + 1000)
+    est_params = {k: v for k, v in _params(data, "x", **config).estimator_params().items()}
+    library = SpectralClustering(**est_params).fit(X)
+    np.testing.assert_array_equal(labels, library.labels_)
+    np.testing.assert_allclose(result["eigenvalues"], library.eigenvalues_, rtol=1e-9)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["cluster_sizes"] == np.bincount(library.labels_).tolist()
+    assert set(summary["stages"]) == {"sample_landmarks", "kernel_blocks", "eigendecompose",
+                                      "embed", "assign_labels"}
+    assert all(s["state"] == "Completed" for s in summary["stages"].values())
+
+
+def test_rerun_is_cached_and_n_clusters_change_reuses_early_stages(blobs_data, tmp_path):
+    data, X, _ = blobs_data
+    out = tmp_path / "out"
+    first = spectral_clustering(_params(data, out))
+    again = spectral_clustering(_params(data, out))
+    assert {s: v["state"] for s, v in again["stages"].items()} == dict.fromkeys(
+        first["stages"], "Cached")
+    assert again["cluster_sizes"] == first["cluster_sizes"]
+    four = spectral_clustering(_params(data, out, n_clusters=4))
+    states = {s: v["state"] for s, v in four["stages"].items()}
+    assert states == {"sample_landmarks": "Cached", "kernel_blocks": "Cached",
+                      "eigendecompose": "Completed", "embed": "Completed",
+                      "assign_labels": "Completed"}
+    library = SpectralClustering(**_params(data, out, n_clusters=4).estimator_params()).fit(X)
+    np.testing.assert_array_equal(_labels(out)[1], library.labels_)
+
+
+def test_deleted_checkpoint_is_recomputed_not_served_from_cache(blobs_data, tmp_path):
+    import shutil
+
+    data, _, _ = blobs_data
+    out = tmp_path / "out"
+    first = spectral_clustering(_params(data, out))
+    labels_before = _labels(out)[1]
+    shutil.rmtree(out / "checkpoints" / first["stages"]["embed"]["key"])
+    (out / "labels.parquet").unlink()
+    again = spectral_clustering(_params(data, out))
+    assert again["stages"]["embed"]["state"] == "Completed"
+    assert again["stages"]["kernel_blocks"]["state"] == "Cached"
+    np.testing.assert_array_equal(_labels(out)[1], labels_before)
+
+
+def test_persist_embedding_writes_embedding(blobs_data, tmp_path):
+    data, X, _ = blobs_data
+    params = _params(data, tmp_path / "out", persist_embedding=True)
+    spectral_clustering(params)
+    table = pq.read_table(tmp_path / "out" / "embedding.parquet")
+    U = np.column_stack([table.column(f"u_{j}").to_numpy() for j in range(3)])
+    library = SpectralClustering(**params.estimator_params()).fit(X)
+    np.testing.assert_allclose(np.abs(U), np.abs(library.embedding_), atol=1e-8)
+    assert table.column("id").to_pylist()[:3] == [1000, 1001, 1002]
