@@ -31,9 +31,9 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from datasets import load_blobs, load_digits, load_mnist, load_pendigits  # noqa: E402
+from datasets import load_blobs, load_digits, load_mnist, load_pendigits
 
-from spectral_core import SpectralClustering  # noqa: E402
+from spectral_core import SpectralClustering
 
 M, R = 500, 5
 

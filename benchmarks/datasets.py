@@ -19,7 +19,7 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["load_digits", "load_pendigits", "load_mnist", "load_blobs", "LOADERS"]
+__all__ = ["LOADERS", "load_blobs", "load_digits", "load_mnist", "load_pendigits"]
 
 
 def _finish(X, y):

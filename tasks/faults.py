@@ -1,9 +1,14 @@
 """Fault injection for the reliability tests (off unless SPECTRAL_INJECT_FAULT is set).
 
-``SPECTRAL_INJECT_FAULT="<stage>:<parts>:<action>"`` makes ``<stage>`` fail after ``<parts>``
-of its parts are written: ``kill`` SIGKILLs the process (a crash: nothing is cleaned up),
-``raise`` raises :class:`InjectedFault`. A test can then check that a rerun or a retry resumes.
-The variable is read when a part finishes, so an operator can clear it before retrying.
+``SPECTRAL_INJECT_FAULT="<stage>:<parts>:<action>"``:
+
+- ``kill``: once ``<parts>`` parts of ``<stage>`` are written, SIGKILL this process (a crash:
+  nothing is cleaned up, as when a machine dies);
+- ``raise``: once ``<parts>`` parts are written, every further part of the stage raises
+  :class:`InjectedFault` before computing anything, on every attempt (a persistent failure).
+
+``SPECTRAL_INJECT_FAULT="@/path/file"`` reads the spec from that file while it exists, so a
+test can turn a served deployment's fault off before retrying the failed run.
 """
 
 from __future__ import annotations
@@ -13,25 +18,40 @@ import signal
 import threading
 
 _lock = threading.Lock()
-_done: dict[str, int] = {}
+_written: dict[str, int] = {}
 
 
 class InjectedFault(RuntimeError):
     """A failure injected on purpose (treated as transient, like a lost worker)."""
 
 
-def after_part(stage: str) -> None:
+def _spec(stage: str) -> tuple[int, str] | None:
     spec = os.environ.get("SPECTRAL_INJECT_FAULT")
+    if spec and spec.startswith("@"):
+        try:
+            with open(spec[1:]) as fh:
+                spec = fh.read().strip()
+        except OSError:
+            return None
     if not spec:
-        return
+        return None
     target, parts, action = spec.split(":")
-    if target != stage:
-        return
+    return (int(parts), action) if target == stage else None
+
+
+def before_part(stage: str) -> None:
+    spec = _spec(stage)
+    if spec and spec[1] == "raise":
+        with _lock:
+            due = _written.get(stage, 0) >= spec[0]
+        if due:
+            raise InjectedFault(f"fault injected in {stage} after {spec[0]} parts")
+
+
+def after_part(stage: str) -> None:
     with _lock:
-        _done[stage] = _done.get(stage, 0) + 1
-        due = _done[stage] >= int(parts)
-    if not due:
-        return
-    if action == "kill":
+        _written[stage] = _written.get(stage, 0) + 1
+        count = _written[stage]
+    spec = _spec(stage)
+    if spec and spec[1] == "kill" and count >= spec[0]:
         os.kill(os.getpid(), signal.SIGKILL)
-    raise InjectedFault(f"fault injected in {stage} after {parts} parts")

@@ -103,6 +103,8 @@ def read_marker(job: dict[str, Any], stage: str) -> dict[str, Any] | None:
 
 
 def _finish(job: dict[str, Any], stage: str, ref: dict[str, Any], start: float) -> dict[str, Any]:
+    sc._utils.logger.info("%s: done in %.3f s (key %s)", stage, time.perf_counter() - start,
+                          job["keys"][stage])
     ref = {"stage": stage, "key": job["keys"][stage], "seconds": time.perf_counter() - start,
            "flow_run_id": job.get("flow_run_id"), **ref}
     write_text_atomic(stage_dir(job, stage) / "_SUCCESS.json", json.dumps(ref))
@@ -212,7 +214,9 @@ def sample_landmarks(job: dict[str, Any]) -> dict[str, Any]:
     stage, start = "sample_landmarks", time.perf_counter()
     done = read_marker(job, stage)
     if done:
+        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
         return done
+    sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
     p = job["params"]
     plan = _plan(job)
     with warnings.catch_warnings(record=True) as caught:
@@ -249,6 +253,7 @@ def load_landmarks(job: dict[str, Any]) -> sc.Landmarks:
 
 def _column_sums_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks,
                       kernel: sc.Kernel, out: str, key: str) -> np.ndarray:
+    faults.before_part("kernel_blocks")
     one_blas_thread()
     s = sc.block_column_sums(read_block(plan, block), landmarks, kernel)
     write_arrays(Path(out) / f"part-{block.index:06d}.parquet", {"s": s},
@@ -259,6 +264,7 @@ def _column_sums_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks,
 
 def _gram_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks, kernel: sc.Kernel,
                weights: sc.DegreeWeights, out: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    faults.before_part("kernel_blocks")
     one_blas_thread()
     gram, stats = sc.block_gram(read_block(plan, block), landmarks, kernel,
                                 weights.degree_weights, weights.degree_floor,
@@ -288,7 +294,9 @@ def kernel_blocks(job: dict[str, Any], landmarks_ref: dict[str, Any]) -> dict[st
     stage, start = "kernel_blocks", time.perf_counter()
     done = read_marker(job, stage)
     if done:
+        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
         return done
+    sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
     p, plan, key = job["params"], _plan(job), job["keys"][stage]
     folder = stage_dir(job, stage)
     landmarks, kernel = load_landmarks(job), _kernel(job)
@@ -363,7 +371,9 @@ def eigendecompose(job: dict[str, Any], kernel_ref: dict[str, Any]) -> dict[str,
     stage, start = "eigendecompose", time.perf_counter()
     done = read_marker(job, stage)
     if done:
+        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
         return done
+    sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
     p = job["params"]
     eigen = sc.eigendecompose(load_kernel_summary(job), p["n_clusters"],
                               eigen_solver=p["eigen_solver"], eigen_tol=p["eigen_tol"],
@@ -390,6 +400,7 @@ def load_eigen(job: dict[str, Any]) -> sc.EigenResult:
 
 def _embed_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks, kernel: sc.Kernel,
                 summary: sc.KernelSummary, eigen: sc.EigenResult, out: str, key: str) -> int:
+    faults.before_part("embed")
     one_blas_thread()
     U = sc.block_embedding(read_block(plan, block), landmarks, kernel, summary.degree_weights,
                            summary.degree_floor, eigen.projection)
@@ -405,7 +416,9 @@ def embed(job: dict[str, Any], eigen_ref: dict[str, Any]) -> dict[str, Any]:
     stage, start = "embed", time.perf_counter()
     done = read_marker(job, stage)
     if done:
+        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
         return done
+    sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
     plan, key, folder = _plan(job), job["keys"][stage], stage_dir(job, stage)
     _, todo = _resume_parts(folder, plan, key, stage)
     map_parts(_embed_part, todo, plan, load_landmarks(job), _kernel(job),
@@ -437,7 +450,9 @@ def assign_labels(job: dict[str, Any], embed_ref: dict[str, Any]) -> dict[str, A
     stage, start = "assign_labels", time.perf_counter()
     done = read_marker(job, stage)
     if done:
+        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
         return done
+    sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
     p, key = job["params"], job["keys"][stage]
     U = load_embedding(job)
     with warnings.catch_warnings(record=True) as caught:

@@ -1,0 +1,67 @@
+"""Serve the ``nightly`` and ``on-demand`` deployments of the flow (no work pool needed).
+
+    .venv/bin/python -m deployments.serve
+
+Configuration comes from the environment (so one file serves every site):
+
+- ``SPECTRAL_NIGHTLY_INPUT`` / ``SPECTRAL_NIGHTLY_OUTPUT``: the dataset the nightly run
+  clusters and where its outputs go (default ``data/nightly`` and ``spectral-output/nightly``).
+- ``SPECTRAL_NIGHTLY_CRON``: its schedule (default ``0 2 * * *``, 02:00 every day, UTC);
+  ``SPECTRAL_NIGHTLY_INTERVAL`` (seconds) replaces the cron with an interval.
+- ``SPECTRAL_ON_DEMAND_INPUT`` / ``SPECTRAL_ON_DEMAND_OUTPUT``: defaults of the on-demand form.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from prefect import serve
+
+from flows.spectral import spectral_clustering
+
+#: The recommended configuration (see the README's accuracy table).
+RECOMMENDED = {"affinity": "nearest_neighbors", "n_neighbors": 5, "n_components": 500,
+               "landmarks": "kmeans", "n_clusters": 8, "random_state": 0}
+
+
+def nightly():
+    env = os.environ
+    interval = env.get("SPECTRAL_NIGHTLY_INTERVAL")
+    schedule = ({"interval": timedelta(seconds=float(interval))} if interval else
+                {"cron": env.get("SPECTRAL_NIGHTLY_CRON", "0 2 * * *")})
+    return spectral_clustering.to_deployment(
+        name="nightly",
+        description="Scheduled clustering of the configured dataset; a failed run is retried "
+                    "from its checkpoints.",
+        tags=["spectral", "scheduled"],
+        parameters={"params": {**RECOMMENDED,
+                               "input": env.get("SPECTRAL_NIGHTLY_INPUT", "data/nightly"),
+                               "output_dir": env.get("SPECTRAL_NIGHTLY_OUTPUT",
+                                                     "spectral-output/nightly")}},
+        enforce_parameter_schema=True,
+        **schedule,
+    )
+
+
+def on_demand():
+    env = os.environ
+    return spectral_clustering.to_deployment(
+        name="on-demand",
+        description="Cluster any Parquet dataset: trigger from the UI form, the CLI or the "
+                    "REST API.",
+        tags=["spectral", "on-demand"],
+        parameters={"params": {**RECOMMENDED,
+                               "input": env.get("SPECTRAL_ON_DEMAND_INPUT", "data"),
+                               "output_dir": env.get("SPECTRAL_ON_DEMAND_OUTPUT",
+                                                     "spectral-output/on-demand")}},
+        enforce_parameter_schema=True,
+    )
+
+
+def main() -> None:
+    serve(nightly(), on_demand())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""A real `prefect server start` on 127.0.0.1, and the deployments served against it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flows.server import free_port
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def api(url, method="GET", body=None, timeout=30):
+    """(status, JSON body) of a request to the Prefect REST API; 4xx/5xx are returned too.
+
+    A 503 (the server's database busy, seen right after start-up on a loaded machine) is
+    retried for up to a minute, as Prefect's own client does.
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        status, body_out = _api_once(url, method, body, timeout)
+        if status != 503 or time.monotonic() > deadline:
+            return status, body_out
+        time.sleep(1)
+
+
+def _api_once(url, method, body, timeout):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw)
+        except ValueError:
+            return e.code, raw.decode(errors="replace")
+
+
+def base_env(home, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_LOGGING_EXTRA_LOGGERS="spectral_core")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def stop(proc):
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """The README's command: `prefect server start --host 127.0.0.1` (fresh PREFECT_HOME)."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = base_env(home, PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS=2)
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if api(url + "/health", timeout=2)[0] == 200:
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
+        time.sleep(0.5)
+    else:
+        stop(proc)
+        pytest.fail("prefect server did not start: " + (home / "server.log").read_text()[-3000:])
+    yield {"url": url, "ui": f"http://127.0.0.1:{port}", "home": home,
+           "env": base_env(home, PREFECT_API_URL=url)}
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    """Three blobs as Parquet, and the labels of the library on them (the clean run)."""
+    from sklearn.datasets import make_blobs
+
+    from spectral_core import SpectralClustering
+
+    from ..flows.conftest import write_dataset
+
+    X, y = make_blobs(3000, n_features=4, centers=3, cluster_std=0.6, random_state=3)
+    folder = write_dataset(tmp_path_factory.mktemp("deploy-data") / "data", X, y)
+    params = {"n_clusters": 3, "gamma": 0.1, "n_components": 50, "random_state": 0}
+    clean = SpectralClustering(**params).fit(X).labels_
+    return folder, params, np.asarray(clean)
+
+
+@pytest.fixture(scope="session")
+def served(server, dataset, tmp_path_factory):
+    """`python -m deployments.serve` in a subprocess; its nightly runs every 20 s."""
+    work = tmp_path_factory.mktemp("serve")
+    fault = work / "fault"
+    env = {**server["env"], "SPECTRAL_NIGHTLY_INPUT": str(dataset[0]),
+           "SPECTRAL_NIGHTLY_OUTPUT": str(work / "nightly"), "SPECTRAL_NIGHTLY_INTERVAL": "20",
+           "SPECTRAL_ON_DEMAND_INPUT": str(dataset[0]),
+           "SPECTRAL_ON_DEMAND_OUTPUT": str(work / "on-demand"),
+           "SPECTRAL_INJECT_FAULT": f"@{fault}", "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    log = open(work / "serve.log", "w")
+    proc = subprocess.Popen([str(BIN / "python"), "-m", "deployments.serve"], cwd=ROOT,
+                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status, _ = api(server["url"] + "/deployments/name/spectral-clustering/on-demand")
+        if status == 200:
+            break
+        assert proc.poll() is None, (work / "serve.log").read_text()[-3000:]
+        time.sleep(1)
+    yield {"work": work, "fault": fault, "log": work / "serve.log"}
+    stop(proc)
+
+
+def wait_for_run(url, run_id, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, run = api(f"{url}/flow_runs/{run_id}")
+        assert status == 200, run
+        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
+        time.sleep(1)
+    raise AssertionError(f"flow run {run_id} still {run['state_type']} after {timeout} s")

@@ -1,0 +1,156 @@
+"""Operating the deployments on a real Prefect server (the README's "Operate it" section)."""
+
+import json
+import subprocess
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from .conftest import BIN, api, wait_for_run
+
+pytestmark = pytest.mark.slow
+
+
+def _run_params(dataset, out, **extra):
+    folder, params, _ = dataset
+    return {"params": {"input": str(folder), "output_dir": str(out), "id_column": "id",
+                       "feature_columns": ["f0", "f1", "f2", "f3"], "affinity": "rbf",
+                       "landmarks": "random", **params, **extra}}
+
+
+def _deployment_id(server, name):
+    status, dep = api(f"{server['url']}/deployments/name/spectral-clustering/{name}")
+    assert status == 200, dep
+    return dep["id"]
+
+
+def _labels(out):
+    return pq.read_table(out / "labels.parquet").column("label").to_numpy()
+
+
+def test_trigger_on_demand_through_the_rest_api(server, served, dataset, tmp_path):
+    dep = _deployment_id(server, "on-demand")
+    status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
+                      {"parameters": _run_params(dataset, tmp_path / "out")})
+    assert status == 201, run
+    final = wait_for_run(server["url"], run["id"])
+    assert final["state_type"] == "COMPLETED", served["log"].read_text()[-3000:]
+    np.testing.assert_array_equal(_labels(tmp_path / "out"), dataset[2])
+    # spectral_core's own log lines reach the run's logs (PREFECT_LOGGING_EXTRA_LOGGERS).
+    # The stages run in the subflow 'spectral-stages' (its Dask task runner comes from the
+    # parameters), whose parent is this run.
+    status, subflows = api(f"{server['url']}/flow_runs/filter", "POST", {
+        "flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}})
+    assert status == 200 and len(subflows) == 1, subflows
+    ids = [run["id"], subflows[0]["id"]]
+    status, logs = api(f"{server['url']}/logs/filter", "POST",
+                       {"logs": {"flow_run_id": {"any_": ids}}, "limit": 200})
+    assert status == 200
+    names = {entry["name"] for entry in logs}
+    assert any(n.startswith("spectral_core") for n in names), names
+
+
+def test_invalid_parameter_is_rejected_and_no_run_starts(server, served, dataset, tmp_path):
+    dep = _deployment_id(server, "on-demand")
+    count = {"flow_runs": {"deployment_id": {"any_": [dep]}}}
+    before = api(f"{server['url']}/flow_runs/count", "POST", count)[1]
+    for bad in ({"gamma": -1.0}, {"affinity": "rbff"}, {"n_clusters": 0}):
+        status, body = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
+                           {"parameters": _run_params(dataset, tmp_path / "o", **bad)})
+        assert 400 <= status < 500, (bad, status, body)
+        assert "params" in json.dumps(body)
+    assert api(f"{server['url']}/flow_runs/count", "POST", count)[1] == before
+
+
+def test_the_schedule_produces_a_run_on_its_own(server, served):
+    dep = _deployment_id(server, "nightly")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status, runs = api(f"{server['url']}/flow_runs/filter", "POST", {
+            "deployments": {"id": {"any_": [dep]}},
+            "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}})
+        assert status == 200
+        if runs:
+            break
+        time.sleep(2)
+    else:
+        raise AssertionError("no scheduled run completed: " + served["log"].read_text()[-3000:])
+    assert (served["work"] / "nightly" / "labels.parquet").exists()
+
+
+def test_the_ui_is_served_and_lists_the_deployments(server, served):
+    import urllib.request
+
+    with urllib.request.urlopen(server["ui"] + "/", timeout=30) as r:
+        html = r.read().decode()
+    assert r.status == 200 and "<html" in html.lower() and "<script" in html.lower()
+    status, deps = api(f"{server['url']}/deployments/filter", "POST", {})
+    assert status == 200
+    assert {"nightly", "on-demand"} <= {d["name"] for d in deps}
+    status, ui_settings = api(server["ui"] + "/ui-settings")
+    assert status == 200 and ui_settings["api_url"].startswith("http://127.0.0.1")
+
+
+def test_cli_trigger_failure_then_retry_resumes(server, served, dataset, tmp_path):
+    out = tmp_path / "out"
+    served["fault"].write_text("embed:2:raise")  # embed fails after two parts, every attempt
+    try:
+        result = subprocess.run(
+            [str(BIN / "prefect"), "deployment", "run", "spectral-clustering/on-demand",
+             "--params", json.dumps(_run_params(dataset, out, block_size=500))],
+            env=server["env"], capture_output=True, text=True, timeout=120, check=True)
+        run_id = result.stdout.split("UUID:")[1].split()[0]
+        failed = wait_for_run(server["url"], run_id)
+        assert failed["state_type"] == "FAILED", failed["state_type"]
+    finally:
+        served["fault"].unlink()
+    assert not (out / "labels.parquet").exists()
+    done_parts = len(list(out.glob("checkpoints/*/embed/part-*.parquet")))
+    assert done_parts >= 2
+    subprocess.run([str(BIN / "prefect"), "flow-run", "retry", run_id], env=server["env"],
+                   capture_output=True, text=True, timeout=120, check=True)
+    final = wait_for_run(server["url"], run_id)
+    assert final["state_type"] == "COMPLETED", served["log"].read_text()[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert {s: v["state"] for s, v in summary["stages"].items()} == {
+        "sample_landmarks": "Cached", "kernel_blocks": "Cached", "eigendecompose": "Cached",
+        "embed": "Completed", "assign_labels": "Completed"}
+    assert summary["stages"]["embed"]["parts_computed"] == 6 - done_parts
+    np.testing.assert_array_equal(_labels(out), dataset[2])
+
+
+def test_run_on_an_existing_dask_cluster_through_the_server(server, served, dataset, tmp_path):
+    from distributed import Client
+
+    from flows.server import free_port
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
+                               str(port), "--no-dashboard"], env=server["env"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs += [subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1",
+                                "--no-dashboard", "--host", "127.0.0.1"], env=server["env"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              for _ in range(2)]
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        dep = _deployment_id(server, "on-demand")
+        params = _run_params(dataset, tmp_path / "out", block_size=500)
+        params["params"]["dask"] = {"address": address}
+        status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
+                          {"parameters": params})
+        assert status == 201, run
+        assert wait_for_run(server["url"], run["id"])["state_type"] == "COMPLETED"
+        np.testing.assert_array_equal(_labels(tmp_path / "out"), dataset[2])
+        with Client(address) as client:
+            executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+        assert len(executed) == 2 and all(v >= 3 for v in executed.values()), executed
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
