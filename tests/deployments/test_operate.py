@@ -154,3 +154,61 @@ def test_run_on_an_existing_dask_cluster_through_the_server(server, served, data
             p.terminate()
         for p in procs:
             p.wait(timeout=30)
+
+
+def test_readme_rest_commands_trigger_a_run(server, served, dataset, tmp_path):
+    """The README's two curl commands, run as written (with this test's paths)."""
+    clean = dataset[2]
+    body = json.dumps({"parameters": _run_params(dataset, tmp_path / "api")})
+    script = (
+        "set -euo pipefail\n"
+        "DEP=$(curl -s $PREFECT_API_URL/deployments/name/spectral-clustering/on-demand | "
+        "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')\n"
+        f"curl -s -X POST $PREFECT_API_URL/deployments/$DEP/create_flow_run "
+        f"-H 'Content-Type: application/json' -d '{body}'\n"
+    )
+    out = subprocess.run(["bash", "-c", script], env=server["env"], capture_output=True,
+                         text=True, timeout=60, check=True)
+    assert "id" in json.loads(out.stdout), out.stdout[-2000:]
+    run_id = json.loads(out.stdout)["id"]
+    watch = subprocess.run([str(BIN / "prefect"), "flow-run", "watch", run_id],
+                           env=server["env"], capture_output=True, text=True, timeout=300)
+    assert wait_for_run(server["url"], run_id)["state_type"] == "COMPLETED", watch.stdout[-2000:]
+    np.testing.assert_array_equal(_labels(tmp_path / "api"), clean)
+
+
+def test_work_pool_deployments_from_prefect_yaml(server, dataset, tmp_path):
+    """prefect.yaml on a process work pool: create the pool, deploy, start a worker, run."""
+    from .conftest import ROOT, stop
+
+    env = {**server["env"], "SPECTRAL_PROJECT_DIR": str(ROOT),
+           "SPECTRAL_NIGHTLY_INPUT": str(dataset[0]),
+           "SPECTRAL_NIGHTLY_OUTPUT": str(tmp_path / "nightly"),
+           "SPECTRAL_ON_DEMAND_INPUT": str(dataset[0]),
+           "SPECTRAL_ON_DEMAND_OUTPUT": str(tmp_path / "on-demand")}
+    prefect = str(BIN / "prefect")
+    subprocess.run([prefect, "work-pool", "create", "spectral-pool", "--type", "process"],
+                   env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    deploy = subprocess.run([prefect, "--no-prompt", "deploy", "--all", "--prefect-file",
+                             "deployments/prefect.yaml"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    status, dep = api(f"{server['url']}/deployments/filter", "POST",
+                      {"work_pools": {"name": {"any_": ["spectral-pool"]}}})
+    assert status == 200 and {d["name"] for d in dep} == {"nightly", "on-demand"}
+    nightly = next(d for d in dep if d["name"] == "nightly")
+    assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
+    log = open(tmp_path / "worker.log", "w")
+    worker = subprocess.Popen([prefect, "worker", "start", "--pool", "spectral-pool"], env=env,
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        on_demand = next(d for d in dep if d["name"] == "on-demand")
+        status, run = api(f"{server['url']}/deployments/{on_demand['id']}/create_flow_run",
+                          "POST", {"parameters": _run_params(dataset, tmp_path / "pool")})
+        assert status == 201, run
+        final = wait_for_run(server["url"], run["id"], timeout=300)
+        assert final["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+        np.testing.assert_array_equal(_labels(tmp_path / "pool"), dataset[2])
+    finally:
+        stop(worker)
