@@ -59,3 +59,21 @@ def test_demo_on_digits(tmp_path):
     assert code == 0, err[-3000:]
     ari = float(stdout.rsplit("ARI against the true digits:", 1)[1].split()[0])
     assert ari >= 0.7
+
+
+@pytest.mark.slow
+def test_cli_with_worker_processes_shares_one_local_server(blobs_data, tmp_path):
+    """--dask-processes: the command starts one Prefect server that every worker uses."""
+    data, X, _ = blobs_data
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        ["run", str(data), "--output", str(out), "--n-clusters", "3", "--gamma", "0.1",
+         "--n-components", "50", "--random-state", "0", "--feature-columns", "f0,f1,f2,f3",
+         "--id-column", "id", "--block-size", "1000", "--dask-processes",
+         "--dask-n-workers", "2", "--dask-threads-per-worker", "1"], cli_env(tmp_path))
+    assert code == 0, err[-3000:]
+    assert "database is locked" not in err
+    assert "Starting temporary server" not in err  # no per-process temporary API servers
+    labels = pq.read_table(out / "labels.parquet").column("label").to_numpy()
+    clean = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
+    np.testing.assert_array_equal(labels, clean.labels_)
