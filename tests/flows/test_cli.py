@@ -66,7 +66,7 @@ def test_cli_with_worker_processes_shares_one_local_server(blobs_data, tmp_path)
     """--dask-processes: the command starts one Prefect server that every worker uses."""
     data, X, _ = blobs_data
     out = tmp_path / "out"
-    code, stdout, err = run_cli(
+    code, _stdout, err = run_cli(
         ["run", str(data), "--output", str(out), "--n-clusters", "3", "--gamma", "0.1",
          "--n-components", "50", "--random-state", "0", "--feature-columns", "f0,f1,f2,f3",
          "--id-column", "id", "--block-size", "1000", "--dask-processes",

@@ -1,0 +1,120 @@
+"""The Prefect server on a real PostgreSQL (PREFECT_API_DATABASE_CONNECTION_URL)."""
+
+import glob
+import os
+import shutil
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from flows.server import free_port
+
+from .conftest import BIN, ROOT, api, base_env, stop, wait_for_run
+
+pytestmark = pytest.mark.slow
+
+
+def _pg_bin() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
+        # CI machines start without PostgreSQL: Debian's package installs in ~15 s.
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True,
+                       capture_output=True, env={**os.environ,
+                                                 "DEBIAN_FRONTEND": "noninteractive"})
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed (Debian: apt-get install postgresql); this "
+                    "test needs a real server.")
+    return os.path.dirname(found[-1])
+
+
+@pytest.fixture
+def postgres():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 and a free port, run as 'postgres'.
+
+    Its directory is a fresh one under /tmp: pytest's tmp_path lives in a root-only folder
+    that the postgres user (PostgreSQL refuses to run as root) cannot enter.
+    """
+    import tempfile
+    from pathlib import Path
+
+    pg = _pg_bin()
+    tmp_path = Path(tempfile.mkdtemp(prefix="spectral-pg-"))
+    data = tmp_path / "pgdata"
+    data.mkdir()
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(tmp_path, "postgres")
+        shutil.chown(data, "postgres")
+    port = free_port()
+    subprocess.run([*as_user, f"{pg}/initdb", "-D", str(data), "-U", "prefect", "--auth=trust"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, f"{pg}/pg_ctl", "-D", str(data), "-l", str(tmp_path / "pg.log"),
+                    "-o", f"-p {port} -k {tmp_path} -h 127.0.0.1", "-w", "start"],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run([*as_user, f"{pg}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U",
+                        "prefect", "prefect"], check=True, capture_output=True)
+        yield {"url": f"postgresql+asyncpg://prefect@127.0.0.1:{port}/prefect",
+               "psql": [f"{pg}/psql", "-h", "127.0.0.1", "-p", str(port), "-U", "prefect",
+                        "-d", "prefect", "-tAc"]}
+    finally:
+        subprocess.run([*as_user, f"{pg}/pg_ctl", "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_server_on_postgresql_runs_a_deployment(postgres, dataset, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = base_env(tmp_path / "home", PREFECT_API_DATABASE_CONNECTION_URL=postgres["url"],
+                   PREFECT_API_URL=url)
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    serve_log = open(tmp_path / "serve.log", "w")
+    served = None
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if api(url + "/health", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail((tmp_path / "server.log").read_text()[-3000:])
+        served = subprocess.Popen(
+            [str(BIN / "python"), "-m", "deployments.serve"], cwd=ROOT,
+            env={**env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}, stdout=serve_log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while api(url + "/deployments/name/spectral-clustering/on-demand")[0] != 200:
+            assert time.monotonic() < deadline and served.poll() is None
+            time.sleep(1)
+        dep = api(url + "/deployments/name/spectral-clustering/on-demand")[1]["id"]
+        folder, params, clean = dataset
+        status, run = api(f"{url}/deployments/{dep}/create_flow_run", "POST", {"parameters": {
+            "params": {"input": str(folder), "output_dir": str(tmp_path / "out"),
+                       "id_column": "id", "feature_columns": ["f0", "f1", "f2", "f3"],
+                       "affinity": "rbf", "landmarks": "random", **params}}})
+        assert status == 201, run
+        assert wait_for_run(url, run["id"])["state_type"] == "COMPLETED", \
+            (tmp_path / "serve.log").read_text()[-3000:]
+        import pyarrow.parquet as pq
+
+        labels = pq.read_table(tmp_path / "out" / "labels.parquet").column("label").to_numpy()
+        np.testing.assert_array_equal(labels, clean)
+        # The run is recorded in PostgreSQL, not in a SQLite file.
+        count = subprocess.run([*postgres["psql"], "select count(*) from flow_run where id = "
+                                f"'{run['id']}'"], capture_output=True, text=True, check=True)
+        assert count.stdout.strip() == "1"
+        assert not list((tmp_path / "home").glob("*.db"))
+    finally:
+        if served is not None:
+            stop(served)
+        stop(server)
