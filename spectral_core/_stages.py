@@ -387,6 +387,14 @@ def prepare_landmark_kernel(
         return None
     if not np.all(np.isfinite(W)):
         raise ValueError(_overflow_message(kernel, "the landmarks"))
+    if W.shape[0] > 1 and not np.any(W[~np.eye(W.shape[0], dtype=bool)]):
+        # Every off-diagonal affinity underflowed to exactly 0: each landmark is its own
+        # component, and no clustering follows from that (only a warning when merely small).
+        raise ValueError(
+            f"The affinity {kernel.name!r} with parameters {dict(kernel.params)!r} is exactly 0 "
+            "between every pair of landmarks (underflow): the kernel is far too narrow. "
+            + _gamma_hint(kernel, landmarks)
+        )
     _warn_if_degenerate(W, kernel, landmarks)
     S, diagonal, lam = landmark_normalizer(W, np.zeros(W.shape[0]), dtype)
     _check_rank(S.shape[1], min_rank, kernel, lam)
@@ -499,19 +507,27 @@ def _warn_if_degenerate(W: np.ndarray, kernel: Kernel, landmarks: Landmarks) -> 
         problem = "nearly all ones: every landmark looks like every other"
     else:
         return
+    warnings.warn(
+        f"The {kernel.name!r} kernel with gamma={kernel.params.get('gamma')!r} is {problem}, so "
+        f"the clustering carries no information. {_gamma_hint(kernel, landmarks)}",
+        DegenerateKernelWarning,
+        stacklevel=3,
+    )
+
+
+def _gamma_hint(kernel: Kernel, landmarks: Landmarks) -> str:
+    """'Try gamma ≈ 1 / median landmark distance' (squared for rbf, L1 for laplacian)."""
+    if kernel.name not in ("rbf", "laplacian") or landmarks.points.shape[0] < 2:
+        return "Use a smaller 'gamma' or scale X."
     P = landmarks.points.astype(np.float64)
     if kernel.name == "rbf":
         dist = ((P[:, None, :] - P[None, :, :]) ** 2).sum(-1)
     else:
         dist = np.abs(P[:, None, :] - P[None, :, :]).sum(-1)
     med = np.median(dist[~np.eye(P.shape[0], dtype=bool)])
-    suggestion = f" Try gamma ≈ {1.0 / med:.3g} (1 / median landmark distance)." if med > 0 else ""
-    warnings.warn(
-        f"The {kernel.name!r} kernel with gamma={kernel.params.get('gamma')!r} is {problem}, so "
-        f"the clustering carries no information.{suggestion}",
-        DegenerateKernelWarning,
-        stacklevel=3,
-    )
+    if med <= 0:
+        return "The landmarks are identical: the data has too few distinct rows."
+    return f"Try gamma ≈ {1.0 / med:.3g} (1 / median landmark distance)."
 
 
 # --------------------------------------------------------------------------------------------

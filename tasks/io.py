@@ -219,8 +219,8 @@ def _table_to_matrix(table: pa.Table, features: list[str]) -> np.ndarray:
 
 
 def check_block(block: Block, plan: DatasetPlan) -> dict[str, Any]:
-    """Validation pass for one block: first non-finite value, minimum, rows read."""
-    X = read_block(plan, block)
+    """Validation pass for one block: first non-finite value, minimum, rows read, the ids."""
+    X, ids = read_block(plan, block, with_ids=True)
     if X.shape[0] != block.rows:
         return {"block": block.index, "error": f"expected {block.rows} rows, read {X.shape[0]}"}
     finite = np.isfinite(X)
@@ -230,7 +230,10 @@ def check_block(block: Block, plan: DatasetPlan) -> dict[str, Any]:
         return {"block": block.index, "bad_row": block.start + local, "file_row":
                 _row_in_file(plan, block) + local, "column": plan.features[int(c)],
                 "value": float(X[r, c])}
-    return {"block": block.index, "min": float(X.min()), "rows": int(X.shape[0])}
+    out = {"block": block.index, "min": float(X.min()), "rows": int(X.shape[0])}
+    if plan.id_column:
+        out["ids"] = ids
+    return out
 
 
 def _row_in_file(plan: DatasetPlan, block: Block) -> int:

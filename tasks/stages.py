@@ -195,12 +195,33 @@ def validate_input(job: dict[str, Any]) -> dict[str, Any]:
                 f"that file (row {r['bad_row']} of the dataset), column {r['column']!r} "
                 f"(value {r['value']}). Remove or impute those values first."
             )
+    if plan.id_column:
+        _check_ids(plan, [r["ids"] for r in results])
     low = min(r["min"] for r in results)
     affinity = job["params"]["affinity"]
     if low < 0 and affinity in ("chi2", "additive_chi2", "precomputed"):
         raise InputError(f"affinity={affinity!r} needs non-negative data; the input has a "
                          f"minimum of {low!r}.")
     return {"rows": sum(r["rows"] for r in results), "min": low}
+
+
+def _check_ids(plan: DatasetPlan, parts: list[np.ndarray]) -> None:
+    """Ids must be unique and present: labels.parquet is joined back to the data on them."""
+    ids = np.concatenate(parts)
+    if ids.dtype == object and any(v is None for v in ids):
+        raise InputError(f"The id column {plan.id_column!r} has missing values; ids must be "
+                         "present on every row.")
+    values, counts = np.unique(ids, return_counts=True)
+    dup = counts > 1
+    if dup.any():
+        first = values[dup][0]
+        first = first.item() if hasattr(first, "item") else first
+        raise InputError(
+            f"The id column {plan.id_column!r} has {int(dup.sum())} duplicated values (e.g. "
+            f"{first!r} appears {int(counts[dup][0])} times); ids must be unique so that "
+            "labels.parquet can be joined back to the data. Choose another id column or none "
+            "(rows are then numbered)."
+        )
 
 
 # --------------------------------------------------------------------------------------------

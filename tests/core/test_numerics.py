@@ -42,9 +42,17 @@ def test_signed_kernel_degrees_are_clipped_and_counted():
     assert np.all(np.isfinite(sc.transform(X)))
 
 
+def test_underflowing_rbf_is_an_error_that_suggests_gamma(three_blobs):
+    X, _ = three_blobs
+    sc = SpectralClustering(n_clusters=3, gamma=1e6, n_components=30, random_state=0)
+    with pytest.raises(ValueError, match=r"exactly 0 between every pair of landmarks "
+                       r"\(underflow\).* Try gamma ≈ 0\.0\d+"):
+        sc.fit(X)
+
+
 def test_narrow_rbf_warns_and_suggests_gamma(three_blobs):
     X, _ = three_blobs
-    sc = SpectralClustering(n_clusters=3, gamma=1e4, n_components=30, random_state=0)
+    sc = SpectralClustering(n_clusters=3, gamma=100.0, n_components=30, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegreeClippingWarning)
         with pytest.warns(DegenerateKernelWarning, match=r"nearly the identity.* Try gamma ≈ "):

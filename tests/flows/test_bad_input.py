@@ -39,6 +39,16 @@ def _schemas_disagree(folder):
     return folder
 
 
+def _duplicate_ids(folder):
+    _good(folder)
+    table = pq.read_table(folder / "part-1.parquet")
+    ids = table.column("id").to_numpy().copy()
+    ids[10] = ids[3] = 1000  # 1000 is also the first id of part-0
+    pq.write_table(table.set_column(table.schema.get_field_index("id"), "id", pa.array(ids)),
+                   folder / "part-1.parquet", row_group_size=100)
+    return folder
+
+
 def _strings_only(folder):
     folder.mkdir(parents=True)
     pq.write_table(pa.table({"name": ["a", "b"] * 100}), folder / "s.parquet")
@@ -70,6 +80,9 @@ CASES = [
      r"and .*part-1.parquet' differ \(column 'f2' is double vs int64\)"),
     ("NaN in the data", _with_nan, {}, r"NaN or inf: file '.*part-1.parquet', row 57 of that "
      r"file \(row 257 of the dataset\), column 'f1'"),
+    ("duplicate ids", _duplicate_ids, {}, r"id column 'id' has 1 duplicated values \(e.g. "
+     r"1000 appears 3 times\)"),
+    ("kernel underflows", _good, {"gamma": 1e9}, r"exactly 0 between every pair of landmarks"),
     ("too few rows", _good, {"n_components": 400}, r"'n_components' parameter of "
      r"SpectralClustering must be < n_samples=400"),
     ("old checkpoint format", _old_checkpoints, {}, r"written by checkpoint format 0; this "

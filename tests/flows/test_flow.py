@@ -88,3 +88,28 @@ def test_persist_embedding_writes_embedding(blobs_data, tmp_path):
     library = SpectralClustering(**params.estimator_params()).fit(X)
     np.testing.assert_allclose(np.abs(U), np.abs(library.embedding_), atol=1e-8)
     assert table.column("id").to_pylist()[:3] == [1000, 1001, 1002]
+
+
+def test_corrupt_checkpoint_part_is_detected_and_only_it_recomputed(blobs_data, tmp_path):
+    import shutil
+
+    from tasks.io import CheckpointWarning
+
+    data, _, _ = blobs_data
+    out = tmp_path / "out"
+    first = spectral_clustering(_params(data, out))
+    labels_before = _labels(out)[1]
+    embed_dir = out / "checkpoints" / first["stages"]["embed"]["key"] / "embed"
+    part = embed_dir / "part-000002.parquet"
+    raw = bytearray(part.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 16] = bytes(b ^ 0xFF for b in raw[middle:middle + 16])
+    part.write_bytes(bytes(raw))
+    (embed_dir / "_SUCCESS.json").unlink()
+    shutil.rmtree(out / "checkpoints" / first["stages"]["assign_labels"]["key"])
+    with pytest.warns(CheckpointWarning, match=r"part-000002\.parquet' is not valid"):
+        again = spectral_clustering(_params(data, out))
+    assert again["stages"]["embed"]["state"] == "Completed"
+    assert (again["stages"]["embed"]["parts"], again["stages"]["embed"]["parts_computed"]) == \
+        (6, 1)
+    np.testing.assert_array_equal(_labels(out)[1], labels_before)
