@@ -252,6 +252,7 @@ def sample_landmarks(job: dict[str, Any]) -> dict[str, Any]:
     write_arrays(stage_dir(job, stage) / "landmarks.parquet",
                  {"points": lm.points, "index": indices.astype(np.int64)},
                  stage=stage, key=job["keys"][stage])
+    faults.after_part(stage)
     return _finish(job, stage, {"n_landmarks": lm.n_landmarks}, start)
 
 
@@ -401,6 +402,7 @@ def eigendecompose(job: dict[str, Any], kernel_ref: dict[str, Any]) -> dict[str,
                               random_state=job["seeds"]["eigendecompose"])
     write_arrays(stage_dir(job, stage) / "eigen.parquet", {"P": eigen.projection},
                  stage=stage, key=job["keys"][stage], eigenvalues=eigen.eigenvalues.tolist())
+    faults.after_part(stage)
     return _finish(job, stage, {"eigenvalues": eigen.eigenvalues.tolist()}, start)
 
 
@@ -485,6 +487,7 @@ def assign_labels(job: dict[str, Any], embed_ref: dict[str, Any]) -> dict[str, A
     _log_warnings(caught)
     write_arrays(stage_dir(job, stage) / "labels.parquet", {"label": labels.astype(np.int64)},
                  stage=stage, key=key)
+    faults.after_part(stage)
     sizes = np.bincount(labels[labels >= 0], minlength=p["n_clusters"]).tolist()
     return _finish(job, stage, {"cluster_sizes": sizes, "n_rows": int(labels.size)}, start)
 

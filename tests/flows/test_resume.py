@@ -1,4 +1,4 @@
-"""A run killed during `embed` resumes: done stages are Cached, only missing parts rerun."""
+"""The flow process SIGKILLed in each stage in turn: a rerun resumes and agrees."""
 
 import json
 
@@ -6,13 +6,18 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from spectral_core import SpectralClustering
+from spectral_core import STAGES, SpectralClustering
 
 from .helpers import cli_env, current_api_url, run_cli
 
+# (stage, parts written before the kill). kernel_blocks has 2 × 12 parts, embed 12.
+KILLS = [("sample_landmarks", 1), ("kernel_blocks", 3), ("eigendecompose", 1), ("embed", 2),
+         ("assign_labels", 1)]
+
 
 @pytest.mark.slow
-def test_sigkill_during_embed_then_rerun_resumes(blobs_data, tmp_path):
+@pytest.mark.parametrize(("stage", "parts"), KILLS, ids=[k[0] for k in KILLS])
+def test_sigkill_in_a_stage_then_rerun_resumes(blobs_data, tmp_path, stage, parts):
     data, X, _ = blobs_data
     out = tmp_path / "out"
     args = ["run", str(data), "--output", str(out), "--n-clusters", "3", "--gamma", "0.1",
@@ -21,24 +26,24 @@ def test_sigkill_during_embed_then_rerun_resumes(blobs_data, tmp_path):
             "--dask-threads-per-worker", "2"]
     # The same (real) API and PREFECT_HOME for both runs, as for an operator rerunning a job.
     env = cli_env(tmp_path, PREFECT_API_URL=current_api_url())
-    code, _, err = run_cli(args, {**env, "SPECTRAL_INJECT_FAULT": "embed:2:kill"})
+    code, _, err = run_cli(args, {**env, "SPECTRAL_INJECT_FAULT": f"{stage}:{parts}:kill"})
     assert code == -9, err[-2000:]
     assert not (out / "labels.parquet").exists()
-    written = list(out.glob("checkpoints/*/embed/part-*.parquet"))
-    assert 2 <= len(written) < 12
-    assert not list(out.glob("checkpoints/*/embed/_SUCCESS.json"))
+    assert not list(out.glob(f"checkpoints/*/{stage}/_SUCCESS.json"))
+    written = list(out.glob(f"checkpoints/*/{stage}/**/part-*.parquet"))
 
     code, stdout, err = run_cli(args, env)
     assert code == 0, err[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     states = {s: v["state"] for s, v in summary["stages"].items()}
-    assert states == {"sample_landmarks": "Cached", "kernel_blocks": "Cached",
-                      "eigendecompose": "Cached", "embed": "Completed",
-                      "assign_labels": "Completed"}
-    assert summary["stages"]["embed"]["parts"] == 12
-    assert summary["stages"]["embed"]["parts_computed"] == 12 - len(written)
-    assert "reused from checkpoint" in stdout
-
+    killed = STAGES.index(stage)
+    assert states == {s: "Cached" if i < killed else "Completed" for i, s in enumerate(STAGES)}
+    if stage in ("kernel_blocks", "embed"):
+        info = summary["stages"][stage]
+        assert len(written) >= parts
+        assert info["parts_computed"] == info["parts"] - len(written)
+    if killed:
+        assert "reused from checkpoint" in stdout
     labels = pq.read_table(out / "labels.parquet").column("label").to_numpy()
     clean = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
     np.testing.assert_array_equal(labels, clean.labels_)
