@@ -9,6 +9,8 @@ Configuration comes from the environment (so one file serves every site):
 - ``SPECTRAL_NIGHTLY_CRON``: its schedule (default ``0 2 * * *``, 02:00 every day, UTC);
   ``SPECTRAL_NIGHTLY_INTERVAL`` (seconds) replaces the cron with an interval.
 - ``SPECTRAL_ON_DEMAND_INPUT`` / ``SPECTRAL_ON_DEMAND_OUTPUT``: defaults of the on-demand form.
+- ``SPECTRAL_ALLOWED_ROOTS``: directories (``:``-separated) that every path parameter must
+  resolve into; set it whenever people other than the operator can trigger runs.
 """
 
 from __future__ import annotations

@@ -48,8 +48,41 @@ def _check_writable(directory: str, what: str) -> None:
         raise InputError(f"The {what} {directory!r} cannot be written: {exc}.") from exc
 
 
+#: os.pathsep-separated directories that input, output and checkpoint paths must resolve into
+#: (unset: no confinement, for a person running the CLI on their own files).
+ALLOWED_ROOTS_ENV = "SPECTRAL_ALLOWED_ROOTS"
+
+
+def confine(path: str, what: str) -> str:
+    """``path`` resolved (symlinks too); refused unless inside the configured roots."""
+    real = os.path.realpath(path)
+    roots = [os.path.realpath(r) for r in os.environ.get(ALLOWED_ROOTS_ENV, "").split(
+        os.pathsep) if r]
+    if roots and not any(os.path.commonpath([real, r]) == r for r in roots):
+        raise InputError(
+            f"The {what} {path!r} resolves to {real!r}, outside the allowed roots {roots} "
+            f"({ALLOWED_ROOTS_ENV}). Use a path inside them."
+        )
+    return real
+
+
+def _glob_base(source: str) -> str:
+    """The directory part of a glob before its first wildcard (what the glob can reach)."""
+    head = source
+    for i, ch in enumerate(source):
+        if ch in "*?[":
+            head = source[:i]
+            break
+    return os.path.dirname(head) if head != source else source
+
+
 def build_job(params: dict[str, Any]) -> dict[str, Any]:
     """Every check that needs no pass over the data, then the stage keys. Raises early."""
+    params = dict(params)
+    confine(_glob_base(params["input"]) or ".", "input")
+    params["output_dir"] = confine(params["output_dir"], "output directory")
+    if params.get("checkpoint_dir"):
+        params["checkpoint_dir"] = confine(params["checkpoint_dir"], "checkpoint directory")
     est = sc.SpectralClustering(**_estimator_params(params))
     p = check_params(est)  # the estimator's own parameter checks and messages
     sc.make_kernel(p["affinity"], gamma=p["gamma"], degree=p["degree"], coef0=p["coef0"],
@@ -58,6 +91,8 @@ def build_job(params: dict[str, Any]) -> dict[str, Any]:
         raise InputError("The flow takes string affinities and assign_labels only.")
     plan = plan_dataset(params["input"], params.get("feature_columns"),
                         params.get("id_column"), params["block_size"])
+    for f in plan.files:  # a symlink inside the roots may still point outside them
+        confine(f, "input file")
     if plan.n_rows <= p["n_components"]:
         raise InputError(
             f"The 'n_components' parameter of SpectralClustering must be < n_samples="

@@ -120,7 +120,9 @@ def served(server, dataset, tmp_path_factory):
            "SPECTRAL_NIGHTLY_OUTPUT": str(work / "nightly"), "SPECTRAL_NIGHTLY_INTERVAL": "20",
            "SPECTRAL_ON_DEMAND_INPUT": str(dataset[0]),
            "SPECTRAL_ON_DEMAND_OUTPUT": str(work / "on-demand"),
-           "SPECTRAL_INJECT_FAULT": f"@{fault}", "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+           "SPECTRAL_INJECT_FAULT": f"@{fault}", "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+           # Paths in parameters must resolve inside pytest's temporary directory.
+           "SPECTRAL_ALLOWED_ROOTS": str(tmp_path_factory.getbasetemp())}
     log = open(work / "serve.log", "w")
     proc = subprocess.Popen([str(BIN / "python"), "-m", "deployments.serve"], cwd=ROOT,
                             env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -212,3 +212,16 @@ def test_work_pool_deployments_from_prefect_yaml(server, dataset, tmp_path):
         np.testing.assert_array_equal(_labels(tmp_path / "pool"), dataset[2])
     finally:
         stop(worker)
+
+
+def test_a_path_outside_the_allowed_roots_is_refused(server, served, dataset, tmp_path):
+    dep = _deployment_id(server, "on-demand")
+    params = _run_params(dataset, tmp_path / "out")
+    params["params"]["input"] = "../../../../etc"
+    status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
+                      {"parameters": params})
+    assert status == 201, run
+    final = wait_for_run(server["url"], run["id"])
+    assert final["state_type"] == "FAILED"
+    assert "outside the allowed roots" in final["state"]["message"]
+    assert not (tmp_path / "out").exists()
