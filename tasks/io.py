@@ -273,35 +273,33 @@ def check_checkpoint_root(root: str) -> Path:
     return path
 
 
-def write_text_atomic(path: Path | str, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def _write_atomic(path: Path | str, write: Any) -> None:
+    """``write(fh)`` into a temporary name beside ``path``, fsync, then rename over ``path``.
 
-
-def write_table_atomic(path: Path | str, table: pa.Table) -> None:
-    """Write a Parquet file so that ``path`` is either absent, the old file or the new one."""
+    A reader sees the old file or the new one, never a torn one; on failure (a full disk)
+    the temporary file is removed and the old file is untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, write_page_checksum=True)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_text_atomic(path: Path | str, text: str) -> None:
+    _write_atomic(path, lambda fh: fh.write(text.encode()))
+
+
+def write_table_atomic(path: Path | str, table: pa.Table) -> None:
+    """Write a Parquet file so that ``path`` is either absent, the old file or the new one."""
+    _write_atomic(path, lambda fh: pq.write_table(table, fh, write_page_checksum=True))
 
 
 def arrays_to_table(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> pa.Table:

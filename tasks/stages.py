@@ -102,6 +102,16 @@ def read_marker(job: dict[str, Any], stage: str) -> dict[str, Any] | None:
     return {**ref, "from_checkpoint": True}
 
 
+def _reuse_or_start(job: dict[str, Any], stage: str) -> dict[str, Any] | None:
+    """The stage's reference if its checkpoint is complete (nothing to do), else None."""
+    done = read_marker(job, stage)
+    if done:
+        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
+    else:
+        sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
+    return done
+
+
 def _finish(job: dict[str, Any], stage: str, ref: dict[str, Any], start: float) -> dict[str, Any]:
     sc._utils.logger.info("%s: done in %.3f s (key %s)", stage, time.perf_counter() - start,
                           job["keys"][stage])
@@ -233,11 +243,9 @@ def _check_ids(plan: DatasetPlan, parts: list[np.ndarray]) -> None:
 def sample_landmarks(job: dict[str, Any]) -> dict[str, Any]:
     """Reads the sampled rows; writes sample_landmarks/landmarks.parquet."""
     stage, start = "sample_landmarks", time.perf_counter()
-    done = read_marker(job, stage)
+    done = _reuse_or_start(job, stage)
     if done:
-        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
         return done
-    sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
     p = job["params"]
     plan = _plan(job)
     with warnings.catch_warnings(record=True) as caught:
@@ -314,11 +322,9 @@ def _resume_parts(folder: Path, plan: DatasetPlan, key: str, stage: str):
 def kernel_blocks(job: dict[str, Any], landmarks_ref: dict[str, Any]) -> dict[str, Any]:
     """Two passes over the blocks; writes per-part partials, weights.parquet, gram.parquet."""
     stage, start = "kernel_blocks", time.perf_counter()
-    done = read_marker(job, stage)
+    done = _reuse_or_start(job, stage)
     if done:
-        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
         return done
-    sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
     p, plan, key = job["params"], _plan(job), job["keys"][stage]
     folder = stage_dir(job, stage)
     landmarks, kernel = load_landmarks(job), _kernel(job)
@@ -391,11 +397,9 @@ def load_kernel_summary(job: dict[str, Any]) -> sc.KernelSummary:
 def eigendecompose(job: dict[str, Any], kernel_ref: dict[str, Any]) -> dict[str, Any]:
     """Reads gram.parquet and weights.parquet; writes eigendecompose/eigen.parquet."""
     stage, start = "eigendecompose", time.perf_counter()
-    done = read_marker(job, stage)
+    done = _reuse_or_start(job, stage)
     if done:
-        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
         return done
-    sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
     p = job["params"]
     eigen = sc.eigendecompose(load_kernel_summary(job), p["n_clusters"],
                               eigen_solver=p["eigen_solver"], eigen_tol=p["eigen_tol"],
@@ -437,11 +441,9 @@ def _embed_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks, kernel
 def embed(job: dict[str, Any], eigen_ref: dict[str, Any]) -> dict[str, Any]:
     """Third pass over the blocks; writes embed/part-*.parquet (row-normalized, n × k)."""
     stage, start = "embed", time.perf_counter()
-    done = read_marker(job, stage)
+    done = _reuse_or_start(job, stage)
     if done:
-        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
         return done
-    sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
     plan, key, folder = _plan(job), job["keys"][stage], stage_dir(job, stage)
     _, todo = _resume_parts(folder, plan, key, stage)
     map_parts(_embed_part, todo, plan, load_landmarks(job), _kernel(job),
@@ -471,11 +473,9 @@ def load_embedding(job: dict[str, Any]) -> np.ndarray:
 def assign_labels(job: dict[str, Any], embed_ref: dict[str, Any]) -> dict[str, Any]:
     """Reads the embedding parts; writes assign_labels/labels.parquet and the outputs."""
     stage, start = "assign_labels", time.perf_counter()
-    done = read_marker(job, stage)
+    done = _reuse_or_start(job, stage)
     if done:
-        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
         return done
-    sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
     p, key = job["params"], job["keys"][stage]
     U = load_embedding(job)
     with warnings.catch_warnings(record=True) as caught:
