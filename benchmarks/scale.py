@@ -1,0 +1,104 @@
+"""The whole flow on a large Parquet dataset: wall time per stage and peak memory.
+
+    .venv/bin/pip install -q -e '.[benchmarks]'
+    .venv/bin/python benchmarks/scale.py [--rows 10000000] [--rows-per-file 500000]
+
+Writes ``--rows`` × 10 float32 features (8 Gaussian blobs) as many Parquet files, runs the
+``spectral-clustering`` flow on them in a fresh process (embedded Prefect API, local Dask
+cluster) and samples, every 0.2 s, the summed RSS of that process and all its children (the
+flow process, Dask workers, the temporary Prefect server). Prints one table: seconds per stage,
+total wall time, peak summed RSS, ARI against the generating labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+_RUN = r"""
+import json, sys
+from flows.cli import run_flow
+from flows.params import SpectralParams
+params = SpectralParams(**json.loads(sys.argv[1]))
+print("RESULT " + json.dumps(run_flow(params, quiet=True)))
+"""
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--rows-per-file", type=int, default=500_000)
+    parser.add_argument("--n-components", type=int, default=100)
+    parser.add_argument("--block-size", type=int, default=262_144)
+    parser.add_argument("--workdir", default=None, help="keep data and outputs here")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from flows.cli import write_blobs
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="spectral-scale-"))
+    start = time.perf_counter()
+    data, truth = write_blobs(work / "data", args.rows, rows_per_file=args.rows_per_file)
+    gen_seconds = time.perf_counter() - start
+    params = {"input": str(data), "output_dir": str(work / "out"), "id_column": "row_id",
+              "feature_columns": [f"x{j}" for j in range(10)], "n_clusters": 8, "gamma": 0.1,
+              "n_components": args.n_components, "random_state": 0,
+              "block_size": args.block_size}
+    proc = subprocess.Popen([sys.executable, "-c", _RUN, json.dumps(params)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ps, peak, stop = psutil.Process(proc.pid), [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], tree_rss(ps))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    start = time.perf_counter()
+    sampler.start()
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    if proc.returncode:
+        print(f"flow failed with exit code {proc.returncode}", file=sys.stderr)
+        return 1
+    result = json.loads(out.split("RESULT ", 1)[1])
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    from sklearn.metrics import adjusted_rand_score
+
+    labels = pq.read_table(work / "out" / "labels.parquet", columns=["label"])
+    ari = adjusted_rand_score(truth, labels.column("label").to_numpy())
+    print(f"{args.rows:,} rows × 10 features in {len(list(data.glob('*.parquet')))} files "
+          f"(written in {gen_seconds:.0f} s), m={args.n_components}, k=8")
+    print(f"{'stage':<18} {'seconds':>8}")
+    for stage, info in result["stages"].items():
+        print(f"{stage:<18} {info['seconds']:8.2f}")
+    print(f"{'whole flow (wall)':<18} {wall:8.2f}")
+    print(f"peak RSS, all processes summed: {peak[0] / 2**30:.2f} GiB")
+    print(f"ARI: {ari:.4f}   ({np.unique(labels.column('label').to_numpy()).size} clusters)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
