@@ -152,7 +152,7 @@ def _estimator_params(params: dict[str, Any]) -> dict[str, Any]:
 
 @task(name="plan", retries=0)
 def plan(params: dict[str, Any]) -> dict[str, Any]:
-    """Reads Parquet footers only; checks parameters, input, output and checkpoint dirs."""
+    """Reads Parquet footers (and hashes file bytes); checks parameters, paths, directories."""
     job = build_job(params)
     get_run_logger().info(
         "plan: %d rows × %d features in %d files, %d blocks; checkpoint keys %s",
