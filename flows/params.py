@@ -105,12 +105,6 @@ class SpectralParams(BaseModel):
 
     def estimator_params(self) -> dict[str, Any]:
         """The keyword arguments of the equivalent ``SpectralClustering``."""
-        names = ("n_clusters", "eigen_solver", "random_state", "n_init", "gamma", "affinity",
-                 "n_neighbors", "eigen_tol", "assign_labels", "degree", "coef0",
-                 "kernel_params", "n_jobs", "n_components", "persist_embedding",
-                 "kmeans_params", "landmarks")
-        return {n: getattr(self, n) for n in names}
+        from spectral_core import SpectralClustering
 
-    @property
-    def checkpoint_root(self) -> str:
-        return self.checkpoint_dir or os.path.join(self.output_dir, "checkpoints")
+        return {n: getattr(self, n) for n in SpectralClustering._get_param_names()}

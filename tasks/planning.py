@@ -144,9 +144,7 @@ def build_job(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _estimator_params(params: dict[str, Any]) -> dict[str, Any]:
-    names = ("n_clusters", "eigen_solver", "random_state", "n_init", "gamma", "affinity",
-             "n_neighbors", "eigen_tol", "assign_labels", "degree", "coef0", "kernel_params",
-             "n_jobs", "n_components", "persist_embedding", "kmeans_params", "landmarks")
+    names = sc.SpectralClustering._get_param_names()
     return {n: params[n] for n in names if n in params}
 
 
