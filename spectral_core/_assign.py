@@ -23,6 +23,13 @@ from ._utils import ZeroEmbeddingWarning
 
 __all__ = ["ClusterQR", "Discretize", "assign_labels", "first_appearance_order", "make_assigner"]
 
+#: ``assign_labels='kmeans'`` fits its centres on a uniform sample of this many rows of the
+#: embedding when there are more, then labels every row by its nearest centre. The embedding
+#: is k-dimensional and its clusters are tight, so 100,000 rows place k centres to well within
+#: the clusters' spread, while a full fit on millions of rows costs more than all other stages
+#: together (measured in benchmarks/profile.md).
+KMEANS_FIT_ROWS = 100_000
+
 
 class ClusterQR(ClusterMixin, BaseEstimator):
     """Labels from a column-pivoted QR of the embedding (Damle, Minden & Ying 2019).
@@ -145,6 +152,8 @@ def assign_labels(
     ----------
     embedding : ndarray or dask array of shape (n, k)
         Row-normalized spectral embedding (computed once into memory here: n·k is small).
+        With more than :data:`KMEANS_FIT_ROWS` rows, ``'kmeans'`` fits its centres on a
+        uniform sample of that many rows and labels all rows by the nearest centre.
     n_clusters : int
     assigner : {'kmeans', 'sklearn-kmeans', 'discretize', 'cluster_qr'} or estimator
         A clusterer instance is cloned, given ``n_clusters`` (and ``random_state`` when it has
@@ -175,7 +184,10 @@ def assign_labels(
     model = make_assigner(
         assigner, n_clusters, n_init=n_init, kmeans_params=kmeans_params, random_state=seed
     )
-    if hasattr(model, "fit_predict"):
+    if isinstance(model, KMeans) and U.shape[0] > KMEANS_FIT_ROWS:
+        sample = check_random_state(seed).choice(U.shape[0], KMEANS_FIT_ROWS, replace=False)
+        raw = np.asarray(model.fit(U[np.sort(sample)]).predict(U))
+    elif hasattr(model, "fit_predict"):
         raw = np.asarray(model.fit_predict(U))
     else:
         raw = np.asarray(model.fit(U).labels_)

@@ -18,13 +18,15 @@ from threadpoolctl import threadpool_limits
 from ._assign import assign_labels
 from ._kernels import make_kernel
 from ._stages import (
+    KernelCache,
     eigendecompose,
     embed,
     embed_rows,
     kernel_blocks,
+    kernel_cache_budget,
     sample_landmarks,
 )
-from ._utils import as_blocks, block_rows_for, resolve_n_jobs, stage_timer
+from ._utils import as_blocks, block_rows_for, local_threads, resolve_n_jobs, stage_timer
 from ._validation import (
     OWNER,
     check_array_input,
@@ -58,6 +60,7 @@ def compute_context(is_dask: bool, n_jobs: int | None):
     oversubscribe the cores)."""
     workers = resolve_n_jobs(n_jobs)
     with ExitStack() as stack:
+        stack.enter_context(local_threads(workers))
         if not (is_dask and _has_distributed_client()):
             stack.enter_context(dask.config.set(scheduler="threads", num_workers=workers))
             if workers > 1:
@@ -264,7 +267,9 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             kernel_params=p["kernel_params"], n_neighbors=p["n_neighbors"],
         )
         is_dask = isinstance(X, da.Array)
-        Xb = as_blocks(X, block_rows_for(d, p["n_components"]))
+        # dask input is worked on chunk by chunk where it lives; numpy input in row blocks
+        # on local threads.
+        Xb = as_blocks(X, block_rows_for(d, p["n_components"])) if is_dask else X
         seeds = stage_seeds(self.random_state)
         timings: dict[str, float] = {}
         with compute_context(is_dask, p["n_jobs"]):
@@ -274,17 +279,22 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                     precomputed=p["affinity"] == "precomputed",
                     random_state=seeds["sample_landmarks"],
                 )
+            # In-memory data keeps C between the passes when it fits the budget (one kernel
+            # evaluation instead of three); dask input is never gathered into the client.
+            cache = None if is_dask else KernelCache(kernel_cache_budget())
             with stage_timer("kernel_blocks", timings):
-                summary = kernel_blocks(Xb, landmarks, kernel, min_rank=p["n_clusters"])
+                summary = kernel_blocks(Xb, landmarks, kernel, min_rank=p["n_clusters"],
+                                        cache=cache)
             with stage_timer("eigendecompose", timings):
                 eigen = eigendecompose(
                     summary, p["n_clusters"], eigen_solver=p["eigen_solver"],
                     eigen_tol=p["eigen_tol"], random_state=seeds["eigendecompose"],
                 )
             with stage_timer("embed", timings):
-                U = embed(Xb, landmarks, kernel, summary, eigen)  # (n, k) lazy
+                U = embed(Xb, landmarks, kernel, summary, eigen, cache=cache)
                 U = U.persist() if is_dask and p["persist_embedding"] else U
-                U = U if is_dask else U.compute()
+                if cache is not None:
+                    cache.clear()
             with stage_timer("assign_labels", timings):
                 labels, model, mapping = assign_labels(
                     U, p["n_clusters"], assigner=p["assign_labels"], n_init=p["n_init"],
@@ -332,13 +342,14 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "projection_")
         X = self._check_new(X)
         is_dask = isinstance(X, da.Array)
-        Xb = as_blocks(X, block_rows_for(X.shape[1], self.landmarks_.shape[0]))
+        if is_dask:
+            X = as_blocks(X, block_rows_for(X.shape[1], self.landmarks_.shape[0]))
         with compute_context(is_dask, self._n_jobs):
             U = embed_rows(
-                Xb, self._landmark_set, self._kernel, self.degree_weights_,
+                X, self._landmark_set, self._kernel, self.degree_weights_,
                 self.degree_floor_, self.projection_,
             )
-            return U if is_dask else U.compute()
+        return U
 
     def _assigner_has_predict(self):
         if hasattr(self, "assign_labels_"):

@@ -21,6 +21,7 @@ n-sized results come back in the same kind, small results are always numpy.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+from dask.utils import parse_bytes
 from scipy import linalg, sparse
 from scipy.sparse.linalg import eigsh, lobpcg
 from sklearn.utils import check_random_state
@@ -37,7 +39,10 @@ from ._utils import (
     DegenerateKernelWarning,
     DegreeClippingWarning,
     as_blocks,
+    block_rows_for,
     map_blocks_delayed,
+    map_parts,
+    split_rows,
     sum_in_order,
 )
 
@@ -46,6 +51,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DegreeWeights",
     "EigenResult",
+    "KernelCache",
     "KernelSummary",
     "Landmarks",
     "block_column_sums",
@@ -56,6 +62,7 @@ __all__ = [
     "embed",
     "embed_rows",
     "kernel_blocks",
+    "kernel_cache_budget",
     "landmark_normalizer",
     "prepare_landmark_kernel",
     "sample_landmarks",
@@ -261,6 +268,23 @@ def block_gram(
         ``[n_clipped, min degree, max degree, sum of degrees]`` before clipping.
     """
     C = kernel.cross(X_block, landmarks)  # (n_block, m)
+    gram, stats, _ = _gram_from_cross(C, degree_weights, degree_floor, normalizer, diagonal)
+    return gram, stats
+
+
+#: Largest condition number of the kept landmark kernel for which the Gram is accumulated as
+#: Sᵀ(CᵀD⁻¹C)S in float64 (error ≈ eps64·κ ≤ 2e-10 of ‖G‖); above it, as F̃ᵀF̃ (see below).
+_SANDWICH_MAX_COND = 1e6
+#: Rows per float64 chunk of the CᵀD⁻¹C accumulation (a 4096 × m buffer stays in cache).
+_GRAM_CHUNK_ROWS = 4096
+
+
+def _gram_from_cross(C, degree_weights, degree_floor, normalizer, diagonal, *, inplace=False):
+    """:func:`block_gram` from the block's C; also returns 1/√d for the embedding pass.
+
+    With ``inplace`` the dense C is scaled to D^{-1/2} C in place (the kernel cache keeps the
+    scaled block, which is all the embedding pass needs).
+    """
     d = _degrees(C, degree_weights)  # (n_block,)
     stats = np.array(
         [np.count_nonzero(d < degree_floor), d.min(initial=np.inf), d.max(initial=-np.inf),
@@ -269,7 +293,7 @@ def block_gram(
     )
     # Degrees can be ≤ 0 for a signed or indefinite kernel, and underflow for a narrow rbf:
     # clip to a positive floor (counted above) so 1/√d stays finite.
-    inv_sqrt_d = 1.0 / np.sqrt(np.maximum(d, degree_floor))
+    inv_sqrt_d = (1.0 / np.sqrt(np.maximum(d, degree_floor))).astype(C.dtype)
     if sparse.issparse(C):
         B = sparse.diags(inv_sqrt_d) @ C
         H = (B.T @ B).toarray().astype(np.float64)  # (m, m), from n_block·nnz_row² work
@@ -279,12 +303,83 @@ def block_gram(
             gram = H[np.ix_(rows, rows)] * np.outer(w, w)
         else:
             gram = normalizer.T @ H @ normalizer
+        return gram, stats, inv_sqrt_d
+    B = np.multiply(C, inv_sqrt_d[:, None], out=C if inplace else None)  # D^{-1/2} C
+    col = np.linalg.norm(normalizer, axis=0)  # 1/√λ_j: κ of the kept W is (max/min)²
+    if col.size and (col.max() / col.min()) ** 2 <= _SANDWICH_MAX_COND:
+        # G = Sᵀ(BᵀB)S with BᵀB accumulated in float64 (a syrk per chunk): n·m² flops. Its
+        # round-off, eps64·‖BᵀB‖, grows by at most κ in G, so this is exact to ~1e-10 here
+        # and costs half of the F̃ route below (B S, then F̃ᵀF̃: 2·n·m·r + n·r²).
+        H = np.zeros((B.shape[1], B.shape[1]))
+        for i in range(0, B.shape[0], _GRAM_CHUNK_ROWS):
+            chunk = B[i:i + _GRAM_CHUNK_ROWS]
+            chunk = chunk if chunk.dtype == np.float64 else chunk.astype(np.float64)
+            H += chunk.T @ chunk  # numpy computes A.T @ A as a syrk
+        gram = normalizer.T @ H @ normalizer
     else:
-        # F̃ = D^{-1/2} C S, computed before the Gram: forming CᵀD⁻¹C first and sandwiching it
-        # with S would amplify its round-off by 1/λ_min(W) in the small directions.
-        F = (C * inv_sqrt_d[:, None].astype(C.dtype)) @ normalizer.astype(C.dtype)  # (n_block, r)
+        # An ill-conditioned W: F̃ = D^{-1/2} C S first, then F̃ᵀF̃, whose round-off grows only
+        # by 1/√λ_min instead of 1/λ_min (the sandwich would lose up to eps64·κ of ‖G‖).
+        F = B @ normalizer.astype(C.dtype)  # (n_block, r)
         gram = (F.T @ F).astype(np.float64)
+    return gram, stats, inv_sqrt_d
+
+
+def _gram_scaling_cache(C, degree_weights, degree_floor, normalizer, diagonal):
+    gram, stats, inv_sqrt_d = _gram_from_cross(C, degree_weights, degree_floor, normalizer,
+                                               diagonal, inplace=True)
+    if sparse.issparse(C):  # CSR: scale the stored values in place, row by row
+        C.data *= np.repeat(inv_sqrt_d, np.diff(C.indptr))
     return gram, stats
+
+
+def _cross_and_sums(X_block, landmarks, kernel):
+    """Pass 1 keeping C: the block's C and its column sums."""
+    C = kernel.cross(X_block, landmarks)
+    return C, np.asarray(C.sum(axis=0), dtype=np.float64).ravel()
+
+
+class KernelCache:
+    """The row blocks of C = κ(X, L) kept in memory between the three passes.
+
+    With the blocks kept, the kernel is evaluated once instead of three times; the cost is
+    n·m values of memory (n·r for the landmark graph), so the cache is used only when that
+    fits ``budget`` bytes. The estimator makes one per ``fit`` on in-memory data and drops it
+    afterwards; dask input is never cached (its blocks may live on other machines).
+    """
+
+    def __init__(self, budget: int):
+        self.budget = int(budget)
+        self.blocks: list[Any] | None = None
+        #: Whether the blocks hold D^{-1/2} C (after pass 2) rather than C.
+        self.scaled = False
+
+    def admits(self, X: np.ndarray, landmarks: Landmarks, kernel: Kernel) -> bool:
+        """Whether C for all of X fits the budget (estimated before it is computed)."""
+        n = X.shape[0]
+        itemsize = 4 if X.dtype == np.float32 else 8
+        if kernel.is_graph:
+            per_row = kernel.params["n_neighbors"] * (itemsize + 4)
+        else:
+            per_row = landmarks.n_landmarks * itemsize
+        return n * per_row <= self.budget
+
+    def clear(self) -> None:
+        self.blocks, self.scaled = None, False
+
+
+def kernel_cache_budget() -> int:
+    """Bytes the kernel cache may use: ``dask.config`` key ``spectral_core.kernel-cache``.
+
+    Defaults to a quarter of physical memory; set it to ``0`` (or the environment variable
+    ``DASK_SPECTRAL_CORE__KERNEL_CACHE=0``) to evaluate the kernel in every pass instead.
+    """
+    value = dask.config.get("spectral_core.kernel-cache", None)
+    if value is None:
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+        except (ValueError, OSError, AttributeError):  # not POSIX: be conservative
+            return 2**30
+    return int(parse_bytes(value)) if isinstance(value, str) else int(value)
 
 
 def landmark_normalizer(
@@ -320,6 +415,7 @@ def kernel_blocks(
     kernel: Kernel,
     *,
     min_rank: int = 1,
+    cache: KernelCache | None = None,
 ) -> KernelSummary:
     """Stage 2: the landmark kernel, then two passes over the row blocks of X.
 
@@ -335,6 +431,10 @@ def kernel_blocks(
     min_rank : int
         Fail early (before the passes) when the landmark kernel has fewer positive
         eigenvalues than this, typically ``n_clusters``.
+    cache : KernelCache, optional
+        When given and C fits its budget, pass 1 keeps the blocks of C there and pass 2 (and
+        then :func:`embed`, given the same cache) reuse them instead of evaluating the kernel
+        again.
 
     Returns
     -------
@@ -345,21 +445,44 @@ def kernel_blocks(
     ValueError
         If the landmark kernel is not finite or has rank < ``min_rank``.
     """
-    X = as_blocks(X)
     dtype = np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
     prepared = prepare_landmark_kernel(landmarks, kernel, dtype=dtype, min_rank=min_rank)
+    keep = cache is not None and not isinstance(X, da.Array) \
+        and cache.admits(X, landmarks, kernel)
     # Pass 1: s = Cᵀ1.
-    s = sum_in_order(dask.compute(*map_blocks_delayed(block_column_sums, X, landmarks, kernel)))
+    if keep:
+        parts = map_over_rows(_cross_and_sums, X, landmarks, kernel)
+        cache.blocks = [C for C, _ in parts]
+        s = sum_in_order([s for _, s in parts])
+        del parts
+    else:
+        s = sum_in_order(map_over_rows(block_column_sums, X, landmarks, kernel))
     weights = degree_weights(s, prepared, kernel, n_samples=X.shape[0], dtype=dtype,
                              min_rank=min_rank)
     # Pass 2: G = F̃ᵀF̃ and degree statistics.
-    results = dask.compute(*map_blocks_delayed(
-        block_gram, X, landmarks, kernel, weights.degree_weights, weights.degree_floor,
-        weights.normalizer, weights.diagonal,
-    ))
+    args = (weights.degree_weights, weights.degree_floor, weights.normalizer, weights.diagonal)
+    if keep:
+        # The cached blocks are scaled to D^{-1/2} C in place: the embedding needs only that.
+        results = map_parts(_gram_scaling_cache, cache.blocks, *args)
+        cache.scaled = True
+    else:
+        results = map_over_rows(block_gram, X, landmarks, kernel, *args)
     return summarize_kernel_blocks(
-        weights, [g for g, _ in results], [st for _, st in results], kernel, n_samples=X.shape[0]
+        weights, [r[0] for r in results], [r[1] for r in results], kernel, n_samples=X.shape[0]
     )
+
+
+def map_over_rows(func, X: Any, landmarks: Landmarks, *args: Any) -> list[Any]:
+    """``func(block, landmarks, *args)`` for every row block of X, in order.
+
+    numpy: blocks of ~32 MB on the local threads (``n_jobs``); dask: one task per chunk on
+    the current scheduler, so the data stays where it is.
+    """
+    if isinstance(X, da.Array):
+        X = as_blocks(X)
+        return list(dask.compute(*map_blocks_delayed(func, X, landmarks, *args)))
+    blocks = split_rows(X, block_rows_for(X.shape[1], landmarks.n_landmarks))
+    return map_parts(func, blocks, landmarks, *args)
 
 
 @dataclass(frozen=True)
@@ -636,7 +759,14 @@ def block_embedding(
     C = kernel.cross(X_block, landmarks)  # (n_block, m)
     d = _degrees(C, degree_weights)
     inv_sqrt_d = (1.0 / np.sqrt(np.maximum(d, degree_floor))).astype(C.dtype)
-    U = np.asarray(C @ projection.astype(C.dtype)) * inv_sqrt_d[:, None]  # (n_block, k)
+    return _embedding_from_cross(C, inv_sqrt_d, projection, normalize)
+
+
+def _embedding_from_cross(C, inv_sqrt_d, projection, normalize):
+    """U = D^{-1/2} C P; ``inv_sqrt_d=None`` when C is already D^{-1/2} C."""
+    U = np.asarray(C @ projection.astype(C.dtype))  # (n_block, k)
+    if inv_sqrt_d is not None:
+        U *= inv_sqrt_d[:, None]
     if normalize:
         norms = np.linalg.norm(U, axis=1, keepdims=True)
         U = np.divide(U, norms, out=np.zeros_like(U), where=norms > 0)
@@ -651,6 +781,7 @@ def embed(
     eigen: EigenResult,
     *,
     normalize: bool = True,
+    cache: KernelCache | None = None,
 ) -> Any:
     """Stage 4: the spectral embedding of every row, (n, k).
 
@@ -662,12 +793,18 @@ def embed(
     normalize : bool
         Scale rows to unit length (Ng, Jordan & Weiss 2001). With ``False`` the columns are
         orthonormal: the top-k eigenvectors of the approximated normalized affinity.
+    cache : KernelCache, optional
+        The cache :func:`kernel_blocks` filled for this same X: its blocks of C and degrees
+        are used instead of evaluating the kernel again.
 
     Returns
     -------
     ndarray or dask array of shape (n, k)
         A lazy dask array for dask input (compute or persist it once), numpy for numpy input.
     """
+    if cache is not None and cache.scaled:
+        return np.concatenate(map_parts(_embedding_from_cross, cache.blocks, None,
+                                        eigen.projection, normalize))
     return embed_rows(
         X, landmarks, kernel, summary.degree_weights, summary.degree_floor, eigen.projection,
         normalize=normalize,
@@ -685,17 +822,15 @@ def embed_rows(
     normalize: bool = True,
 ) -> Any:
     """:func:`embed` from the arrays it needs; also embeds new rows (out-of-sample)."""
-    is_dask = isinstance(X, da.Array)
+    args = (kernel, degree_weights, degree_floor, projection, normalize)
+    if not isinstance(X, da.Array):
+        return np.concatenate(map_over_rows(block_embedding, X, landmarks, *args))
     Xb = as_blocks(X)
     k = projection.shape[1]
     dtype = np.float32 if Xb.dtype == np.float32 else np.float64
-    parts = map_blocks_delayed(
-        block_embedding, Xb, landmarks, kernel, degree_weights, degree_floor, projection,
-        normalize,
-    )
-    U = da.concatenate(
+    parts = map_blocks_delayed(block_embedding, Xb, landmarks, *args)
+    return da.concatenate(
         [da.from_delayed(p, shape=(nb, k), dtype=dtype)
          for p, nb in zip(parts, Xb.chunks[0], strict=True)],
         axis=0,
     )
-    return U if is_dask else U.compute()

@@ -6,7 +6,9 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import dask
@@ -85,6 +87,46 @@ def map_blocks_delayed(
     shared = [dask.delayed(a, pure=True) if _is_large(a) else a for a in args]
     call = dask.delayed(func, pure=True)
     return [call(block, *shared) for block in X.to_delayed().ravel()]
+
+
+#: Threads for block work on in-memory (numpy) data; set by the estimator from ``n_jobs``.
+_LOCAL_THREADS: ContextVar[int] = ContextVar("spectral_core_local_threads", default=1)
+
+
+@contextmanager
+def local_threads(n: int) -> Iterator[None]:
+    """Run in-memory block work on ``n`` threads inside this context."""
+    token = _LOCAL_THREADS.set(max(1, int(n)))
+    try:
+        yield
+    finally:
+        _LOCAL_THREADS.reset(token)
+
+
+def split_rows(X: np.ndarray, rows: int) -> list[np.ndarray]:
+    """Row blocks of an in-memory X, as views (no copy)."""
+    return [X[i:i + rows] for i in range(0, max(X.shape[0], 1), rows)]
+
+
+def map_parts(func: Callable[..., Any], *args: Any) -> list[Any]:
+    """``func(a_i, b_i, ..., *shared)`` for in-memory parts, in order, on local threads.
+
+    List arguments are zipped, the others shared. numpy, BLAS and the kernels release the
+    GIL, so threads run the blocks in parallel; no task graph is built, which for in-memory
+    data saves dask's start-up (~0.3 s, measured in benchmarks/profile.md) and its per-task
+    bookkeeping.
+    """
+    lists = [a for a in args if isinstance(a, list)]
+    n = len(lists[0])
+
+    def one(j: int) -> Any:
+        return func(*[a[j] if isinstance(a, list) else a for a in args])
+
+    threads = min(_LOCAL_THREADS.get(), n)
+    if threads <= 1:
+        return [one(j) for j in range(n)]
+    with ThreadPoolExecutor(threads, thread_name_prefix="spectral-core") as pool:
+        return list(pool.map(one, range(n)))
 
 
 def _is_large(a: Any) -> bool:
