@@ -2,10 +2,12 @@
 
     .venv/bin/pip install -q -e '.[benchmarks]'
     .venv/bin/python benchmarks/speed.py [--repeats 3] [--sizes 100000,1000000] [--m 100,500]
+                                         [--dtypes float32,float64]
 
-Each fit runs in a fresh subprocess (so its peak RSS is its own), systems alternating run by
-run on the same data file; the table gives the median seconds, the largest peak RSS and the
-ARI against the generating labels, and each system's time relative to spectral_core's.
+Each fit runs in a fresh subprocess (so its peak RSS is its own; imports are done before the
+clock starts), systems alternating run by run on the same data file; the table gives the median
+seconds, the largest peak RSS and the ARI against the generating labels, and each system's time
+relative to spectral_core's.
 """
 
 from __future__ import annotations
@@ -31,24 +33,28 @@ _CHILD = r"""
 import json, sys, time
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
-system, path, m = sys.argv[1], sys.argv[2], int(sys.argv[3])
+system, path, m, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 data = np.load(path)
-X, y = data["X"], data["y"]
-start = time.perf_counter()
+X, y = data["X"].astype(dtype), data["y"]
+# Imports are outside the timed region (they are a once-per-process cost for any library).
 if system == "spectral_core":
     from spectral_core import SpectralClustering
-    labels = SpectralClustering(n_clusters=8, gamma=0.1, n_components=m, random_state=0,
-                                n_jobs=-1).fit(X).labels_
 elif system.startswith("daskml"):
     import dask.array as da
     from dask_ml.cluster import SpectralClustering
+else:
+    from sklearn.cluster import SpectralClustering
+start = time.perf_counter()
+if system == "spectral_core":
+    labels = SpectralClustering(n_clusters=8, gamma=0.1, n_components=m, random_state=0,
+                                n_jobs=-1).fit(X).labels_
+elif system.startswith("daskml"):
     kw = {"assign_labels": "sklearn-kmeans"} if system == "daskml_fast" else {}
     Xd = da.from_array(X, chunks=(max(10_000, X.shape[0] // 16), X.shape[1]))
     labels = SpectralClustering(n_clusters=8, gamma=0.1, n_components=m, random_state=0,
                                 persist_embedding=True, **kw).fit(Xd).labels_
     labels = np.asarray(labels.compute() if hasattr(labels, "compute") else labels)
 else:
-    from sklearn.cluster import SpectralClustering
     labels = SpectralClustering(n_clusters=8, gamma=0.1, random_state=0).fit(X).labels_
 seconds = time.perf_counter() - start
 import resource
@@ -57,9 +63,9 @@ print(json.dumps({"seconds": seconds, "ari": adjusted_rand_score(y, labels), "rs
 """
 
 
-def run_child(system: str, path: str, m: int) -> dict:
+def run_child(system: str, path: str, m: int, dtype: str) -> dict:
     """One fit in a fresh interpreter (threads only, so its own peak RSS is the whole)."""
-    out = subprocess.run([sys.executable, "-c", _CHILD, system, path, str(m)],
+    out = subprocess.run([sys.executable, "-c", _CHILD, system, path, str(m), dtype],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -70,17 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--m", default="100,500")
     parser.add_argument("--systems", default="spectral_core,daskml_fast,daskml_default")
+    parser.add_argument("--dtypes", default="float32,float64",
+                        help="the data's dtype; both systems get the same array")
     args = parser.parse_args(argv)
     from sklearn.datasets import make_blobs
 
-    cases = [(n, m) for n in map(int, args.sizes.split(",")) for m in map(int, args.m.split(","))]
-    cases.append((10_000, 100))
-    header = (f"{'n':>9} {'m':>4} {'system':<32} {'median s':>9} {'peak RSS MB':>12} "
-              f"{'ARI':>6} {'× ours':>7}")
+    cases = [(n, m, dt) for n in map(int, args.sizes.split(","))
+             for m in map(int, args.m.split(",")) for dt in args.dtypes.split(",")]
+    cases.append((10_000, 100, "float64"))
+    header = (f"{'n':>9} {'m':>4} {'dtype':>7} {'system':<32} {'median s':>9} "
+              f"{'peak RSS MB':>12} {'ARI':>6} {'× ours':>7}")
     print(header)
     print("-" * len(header), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for n, m in cases:
+        for n, m, dtype in cases:
             X, y = make_blobs(n, n_features=10, centers=8, random_state=0)
             path = str(Path(tmp) / f"blobs-{n}.npz")
             np.savez(path, X=X, y=y)
@@ -89,13 +98,13 @@ def main(argv: list[str] | None = None) -> int:
             results: dict[str, list[dict]] = {s: [] for s in systems}
             for _ in range(args.repeats):
                 for s in systems:  # alternate systems run by run
-                    results[s].append(run_child(s, path, m))
+                    results[s].append(run_child(s, path, m, dtype))
             base = statistics.median(r["seconds"] for r in results["spectral_core"])
             for s in systems:
                 secs = statistics.median(r["seconds"] for r in results[s])
                 rss = max(r["rss_mb"] for r in results[s])
                 ari = statistics.mean(r["ari"] for r in results[s])
-                print(f"{n:>9} {m:>4} {SYSTEMS[s]:<32} {secs:9.2f} "
+                print(f"{n:>9} {m:>4} {dtype:>7} {SYSTEMS[s]:<32} {secs:9.2f} "
                       f"{rss:12.0f} {ari:6.3f} "
                       f"{secs / base:7.1f}", flush=True)
     return 0

@@ -102,3 +102,16 @@ def test_kmeans_on_a_sample_labels_every_row(monkeypatch):
     # Fitted on 300 rows, yet every row is labelled, and the partition is the full fit's.
     assert adjusted_rand_score(y, sampled.labels_) == 1.0
     assert adjusted_rand_score(full.labels_, sampled.labels_) == 1.0
+
+
+@pytest.mark.parametrize("n_labels", [5, 300])  # the argmax path and the sorting path
+def test_first_appearance_order_numbers_clusters_by_their_first_row(n_labels):
+    rng = np.random.RandomState(0)
+    raw = rng.randint(-1, n_labels, size=5000)  # -1: noise, kept as it is
+    mapped = _assign.first_appearance_order(raw)[raw]
+    seen: dict[int, int] = {}
+    for label in raw:  # the definition, row by row
+        if label >= 0 and label not in seen:
+            seen[label] = len(seen)
+    expected = np.array([seen.get(label, -1) for label in raw])
+    np.testing.assert_array_equal(mapped, expected)
