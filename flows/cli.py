@@ -3,16 +3,17 @@
     spectral-flow run INPUT --output DIR [--n-clusters 8 --affinity nearest_neighbors ...]
     spectral-flow demo [--rows N]
 
-With no ``PREFECT_API_URL`` the flow runs on Prefect's embedded default (a temporary local API
-that Prefect starts and stops with the process) and on a local Dask cluster of threads in this
-process, so nothing has to be started by hand. ``--processes`` (worker processes) makes the
-command start one local Prefect server for the run, so the workers share it instead of each
-starting their own.
+With no Prefect API configured the command starts a local one for its own length (``prefect
+server start`` on 127.0.0.1, without UI or scheduler, like Prefect's temporary server, but booting
+while the flow's modules import), and runs the stages on a local Dask cluster of threads in this
+process, so nothing has to be started by hand. Worker processes (``--dask-processes``) share
+that same server.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
@@ -145,41 +146,45 @@ class _TerminalProgress(logging.Handler):
 
 
 def run_flow(params, *, quiet: bool = False) -> dict[str, Any]:
-    """Run the flow in this process (starting a local server if worker processes need one)."""
+    """Run the flow in this process (starting a local Prefect server if none is configured)."""
     _environment()
     server = None
-    if params.dask.processes and not params.dask.address and not os.environ.get(
-            "PREFECT_API_URL"):
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        # No API configured: start a local one for this command, and let it boot while the
+        # flow's modules import (instead of Prefect starting its temporary server after).
         from .server import LocalServer
 
-        server = LocalServer().start()
+        server = LocalServer().launch()
+        # Stopped at exit, after Prefect has drained its log and event queues into it (atexit
+        # runs last-registered first, and Prefect registers its drains when they start).
+        atexit.register(server.stop)
+    from .spectral import spectral_clustering
+
+    if server is not None:
+        server.wait()
+    # On a terminal: one progress line per stage instead of Prefect's full console log
+    # (the full log still reaches the Prefect API and UI). Elsewhere: Prefect's log.
+    consoles: list[logging.Handler] = []
+    handler = None
+    if not quiet and sys.stderr.isatty():
+        from prefect.logging.handlers import PrefectConsoleHandler
+
+        for lg in (logging.getLogger(), logging.getLogger("prefect")):
+            consoles += [h for h in lg.handlers if isinstance(h, PrefectConsoleHandler)]
+        levels = [h.level for h in consoles]
+        for h in consoles:
+            h.setLevel(logging.WARNING)
+        handler = _TerminalProgress(sys.stderr)
+        logging.getLogger("prefect").addHandler(handler)
     try:
-        from .spectral import spectral_clustering
-
-        # On a terminal: one progress line per stage instead of Prefect's full console log
-        # (the full log still reaches the Prefect API and UI). Elsewhere: Prefect's log.
-        consoles: list[logging.Handler] = []
-        handler = None
-        if not quiet and sys.stderr.isatty():
-            from prefect.logging.handlers import PrefectConsoleHandler
-
-            for lg in (logging.getLogger(), logging.getLogger("prefect")):
-                consoles += [h for h in lg.handlers if isinstance(h, PrefectConsoleHandler)]
-            levels = [h.level for h in consoles]
-            for h in consoles:
-                h.setLevel(logging.WARNING)
-            handler = _TerminalProgress(sys.stderr)
-            logging.getLogger("prefect").addHandler(handler)
-        try:
-            return spectral_clustering(params)
-        finally:
-            if handler:
-                logging.getLogger("prefect").removeHandler(handler)
-                for h, level in zip(consoles, levels, strict=True):
-                    h.setLevel(level)
+        return spectral_clustering(params)
     finally:
-        if server is not None:
-            server.stop()
+        if handler:
+            logging.getLogger("prefect").removeHandler(handler)
+            for h, level in zip(consoles, levels, strict=True):
+                h.setLevel(level)
 
 
 def print_summary(result: dict[str, Any], seconds: float, out=sys.stdout) -> None:

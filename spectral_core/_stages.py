@@ -239,10 +239,25 @@ def _take_rows(X: Any, indices: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+#: Bytes of C evaluated at a time inside a block: small enough to stay in cache and below
+#: malloc's mmap threshold (32 MB), so the temporaries are reused instead of page-faulted in
+#: afresh for every block (measured in benchmarks/profile.md).
+_CHUNK_BYTES = 4 * 2**20
+
+
+def _chunks(X_block: np.ndarray, landmarks: Landmarks):
+    """Row chunks of a block whose C is about ``_CHUNK_BYTES``."""
+    width = max(landmarks.n_landmarks, 1) * X_block.dtype.itemsize
+    rows = max(256, _CHUNK_BYTES // width)
+    return (X_block[i:i + rows] for i in range(0, max(X_block.shape[0], 1), rows))
+
+
 def block_column_sums(X_block: np.ndarray, landmarks: Landmarks, kernel: Kernel) -> np.ndarray:
     """Pass 1 for one block: Cᵀ1, (m,) float64."""
-    C = kernel.cross(X_block, landmarks)
-    return np.asarray(C.sum(axis=0), dtype=np.float64).ravel()
+    s = np.zeros(landmarks.n_landmarks)
+    for chunk in _chunks(X_block, landmarks):
+        s += np.asarray(kernel.cross(chunk, landmarks).sum(axis=0), dtype=np.float64).ravel()
+    return s
 
 
 def _degrees(C, degree_weights: np.ndarray) -> np.ndarray:
@@ -267,9 +282,10 @@ def block_gram(
     stats : ndarray (4,) float64
         ``[n_clipped, min degree, max degree, sum of degrees]`` before clipping.
     """
-    C = kernel.cross(X_block, landmarks)  # (n_block, m)
-    gram, stats, _ = _gram_from_cross(C, degree_weights, degree_floor, normalizer, diagonal)
-    return gram, stats
+    acc = _GramAccumulator(degree_weights, degree_floor, normalizer, diagonal)
+    for chunk in _chunks(X_block, landmarks):
+        acc.add(kernel.cross(chunk, landmarks))
+    return acc.result()
 
 
 #: Largest condition number of the kept landmark kernel for which the Gram is accumulated as
@@ -279,63 +295,97 @@ _SANDWICH_MAX_COND = 1e6
 _GRAM_CHUNK_ROWS = 4096
 
 
-def _gram_from_cross(C, degree_weights, degree_floor, normalizer, diagonal, *, inplace=False):
-    """:func:`block_gram` from the block's C; also returns 1/√d for the embedding pass.
+class _GramAccumulator:
+    """Pass 2 over one block, a chunk of C at a time: degrees, their statistics, the Gram.
 
-    With ``inplace`` the dense C is scaled to D^{-1/2} C in place (the kernel cache keeps the
-    scaled block, which is all the embedding pass needs).
+    Dense C: when W is well conditioned, G = Sᵀ(BᵀB)S with B = D^{-1/2}C and BᵀB accumulated
+    in float64 (a syrk per chunk, n·m² flops); its round-off, eps64·‖BᵀB‖, grows by at most κ
+    in G, so G is exact to ~1e-10, at half the cost of the F̃ route. An ill-conditioned W takes
+    the F̃ route: F̃ = B S first, then F̃ᵀF̃ (2·n·m·r + n·r² flops), whose round-off grows only
+    by 1/√λ_min instead of 1/λ_min. Sparse C (the landmark graph): BᵀB from n·r² work.
     """
-    d = _degrees(C, degree_weights)  # (n_block,)
-    stats = np.array(
-        [np.count_nonzero(d < degree_floor), d.min(initial=np.inf), d.max(initial=-np.inf),
-         d.sum(dtype=np.float64)],
-        dtype=np.float64,
-    )
-    # Degrees can be ≤ 0 for a signed or indefinite kernel, and underflow for a narrow rbf:
-    # clip to a positive floor (counted above) so 1/√d stays finite.
-    inv_sqrt_d = (1.0 / np.sqrt(np.maximum(d, degree_floor))).astype(C.dtype)
-    if sparse.issparse(C):
-        B = sparse.diags(inv_sqrt_d) @ C
-        H = (B.T @ B).toarray().astype(np.float64)  # (m, m), from n_block·nnz_row² work
-        if diagonal:
-            rows = np.argmax(normalizer != 0, axis=0)
-            w = normalizer[rows, np.arange(normalizer.shape[1])]
-            gram = H[np.ix_(rows, rows)] * np.outer(w, w)
+
+    def __init__(self, degree_weights, degree_floor, normalizer, diagonal):
+        self.t, self.floor, self.S, self.diagonal = (degree_weights, degree_floor, normalizer,
+                                                     diagonal)
+        col = np.linalg.norm(normalizer, axis=0)  # 1/√λ_j: κ of the kept W is (max/min)²
+        self.sandwich = diagonal or (col.size > 0 and
+                                     (col.max() / col.min()) ** 2 <= _SANDWICH_MAX_COND)
+        self.total: np.ndarray | None = None  # BᵀB (m, m) for the sandwich, else F̃ᵀF̃ (r, r)
+        self.stats = np.array([0.0, np.inf, -np.inf, 0.0])
+
+    def add(self, C, *, inplace: bool = False) -> np.ndarray:
+        """Account for one chunk of C; returns its 1/√d (and scales C in place if asked)."""
+        d = _degrees(C, self.t)  # (rows,)
+        st = self.stats
+        st[0] += np.count_nonzero(d < self.floor)
+        st[1] = min(st[1], d.min(initial=np.inf))
+        st[2] = max(st[2], d.max(initial=-np.inf))
+        st[3] += d.sum(dtype=np.float64)
+        # Degrees can be ≤ 0 for a signed or indefinite kernel, and underflow for a narrow
+        # rbf: clip to a positive floor (counted above) so 1/√d stays finite.
+        inv_sqrt_d = (1.0 / np.sqrt(np.maximum(d, self.floor))).astype(C.dtype)
+        if sparse.issparse(C):
+            B = sparse.diags(inv_sqrt_d) @ C
+            part = (B.T @ B).toarray().astype(np.float64)
+            if inplace:  # CSR: scale the stored values row by row
+                C.data *= np.repeat(inv_sqrt_d, np.diff(C.indptr))
         else:
-            gram = normalizer.T @ H @ normalizer
-        return gram, stats, inv_sqrt_d
-    B = np.multiply(C, inv_sqrt_d[:, None], out=C if inplace else None)  # D^{-1/2} C
-    col = np.linalg.norm(normalizer, axis=0)  # 1/√λ_j: κ of the kept W is (max/min)²
-    if col.size and (col.max() / col.min()) ** 2 <= _SANDWICH_MAX_COND:
-        # G = Sᵀ(BᵀB)S with BᵀB accumulated in float64 (a syrk per chunk): n·m² flops. Its
-        # round-off, eps64·‖BᵀB‖, grows by at most κ in G, so this is exact to ~1e-10 here
-        # and costs half of the F̃ route below (B S, then F̃ᵀF̃: 2·n·m·r + n·r²).
-        H = np.zeros((B.shape[1], B.shape[1]))
-        for i in range(0, B.shape[0], _GRAM_CHUNK_ROWS):
-            chunk = B[i:i + _GRAM_CHUNK_ROWS]
-            chunk = chunk if chunk.dtype == np.float64 else chunk.astype(np.float64)
-            H += chunk.T @ chunk  # numpy computes A.T @ A as a syrk
-        gram = normalizer.T @ H @ normalizer
-    else:
-        # An ill-conditioned W: F̃ = D^{-1/2} C S first, then F̃ᵀF̃, whose round-off grows only
-        # by 1/√λ_min instead of 1/λ_min (the sandwich would lose up to eps64·κ of ‖G‖).
-        F = B @ normalizer.astype(C.dtype)  # (n_block, r)
-        gram = (F.T @ F).astype(np.float64)
+            B = np.multiply(C, inv_sqrt_d[:, None], out=C if inplace else None)
+            if self.sandwich:
+                part = np.zeros((B.shape[1], B.shape[1]))
+                for i in range(0, B.shape[0], _GRAM_CHUNK_ROWS):
+                    piece = B[i:i + _GRAM_CHUNK_ROWS]
+                    piece = piece if piece.dtype == np.float64 else piece.astype(np.float64)
+                    part += piece.T @ piece  # numpy computes A.T @ A as a syrk
+            else:
+                F = B @ self.S.astype(C.dtype)  # (rows, r)
+                part = (F.T @ F).astype(np.float64)
+        self.total = part if self.total is None else self.total + part
+        return inv_sqrt_d
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        S = self.S
+        if self.total is None:
+            return np.zeros((S.shape[1], S.shape[1])), self.stats
+        if not self.sandwich:
+            return self.total, self.stats
+        if self.diagonal:
+            rows = np.argmax(S != 0, axis=0)
+            w = S[rows, np.arange(S.shape[1])]
+            return self.total[np.ix_(rows, rows)] * np.outer(w, w), self.stats
+        return S.T @ self.total @ S, self.stats
+
+
+def _gram_from_cross(C, degree_weights, degree_floor, normalizer, diagonal, *, inplace=False):
+    """:func:`block_gram` from the block's C; also returns 1/√d for the embedding pass."""
+    acc = _GramAccumulator(degree_weights, degree_floor, normalizer, diagonal)
+    inv_sqrt_d = acc.add(C, inplace=inplace)
+    gram, stats = acc.result()
     return gram, stats, inv_sqrt_d
 
 
 def _gram_scaling_cache(C, degree_weights, degree_floor, normalizer, diagonal):
-    gram, stats, inv_sqrt_d = _gram_from_cross(C, degree_weights, degree_floor, normalizer,
-                                               diagonal, inplace=True)
-    if sparse.issparse(C):  # CSR: scale the stored values in place, row by row
-        C.data *= np.repeat(inv_sqrt_d, np.diff(C.indptr))
+    """Pass 2 on a cached block, leaving D^{-1/2} C in its place for the embedding."""
+    gram, stats, _ = _gram_from_cross(C, degree_weights, degree_floor, normalizer, diagonal,
+                                      inplace=True)
     return gram, stats
 
 
 def _cross_and_sums(X_block, landmarks, kernel):
-    """Pass 1 keeping C: the block's C and its column sums."""
-    C = kernel.cross(X_block, landmarks)
-    return C, np.asarray(C.sum(axis=0), dtype=np.float64).ravel()
+    """Pass 1 keeping C: the block's C (filled a cache-sized chunk at a time) and Cᵀ1."""
+    if kernel.is_graph:
+        C = kernel.cross(X_block, landmarks)
+        return C, np.asarray(C.sum(axis=0), dtype=np.float64).ravel()
+    dtype = np.float32 if X_block.dtype == np.float32 else np.float64
+    C = np.empty((X_block.shape[0], landmarks.n_landmarks), dtype=dtype)
+    s = np.zeros(landmarks.n_landmarks)
+    start = 0
+    for chunk in _chunks(X_block, landmarks):
+        part = kernel.cross(chunk, landmarks, out=C[start:start + chunk.shape[0]])
+        s += part.sum(axis=0, dtype=np.float64)
+        start += chunk.shape[0]
+    return C, s
 
 
 class KernelCache:
@@ -756,10 +806,13 @@ def block_embedding(
 
     A row with no affinity to any landmark embeds to zero and stays zero (never NaN).
     """
-    C = kernel.cross(X_block, landmarks)  # (n_block, m)
-    d = _degrees(C, degree_weights)
-    inv_sqrt_d = (1.0 / np.sqrt(np.maximum(d, degree_floor))).astype(C.dtype)
-    return _embedding_from_cross(C, inv_sqrt_d, projection, normalize)
+    parts = []
+    for chunk in _chunks(X_block, landmarks):
+        C = kernel.cross(chunk, landmarks)  # (rows, m)
+        d = _degrees(C, degree_weights)
+        inv_sqrt_d = (1.0 / np.sqrt(np.maximum(d, degree_floor))).astype(C.dtype)
+        parts.append(_embedding_from_cross(C, inv_sqrt_d, projection, normalize))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _embedding_from_cross(C, inv_sqrt_d, projection, normalize):
