@@ -73,7 +73,7 @@ def test_cache_budget_is_respected(three_blobs):
     assert not _stages.KernelCache(need - 1).admits(X, landmarks, kernel)
     cache = _stages.KernelCache(need - 1)
     _stages.kernel_blocks(X, landmarks, kernel, cache=cache)
-    assert cache.blocks is None and not cache.scaled
+    assert cache.blocks is None and cache.inv_sqrt_degrees is None
 
 
 @pytest.mark.parametrize("cond", ["well", "ill"])
