@@ -145,21 +145,43 @@ class _TerminalProgress(logging.Handler):
         self.stream.flush()
 
 
+_SERVER = None
+
+
+def _launch_local_server():
+    """Start booting a local Prefect server now unless ``PREFECT_API_URL`` is set.
+
+    It boots (~7 s here) while this process imports Prefect, Dask and scikit-learn; waiting
+    for it only when the flow is about to start overlaps the two (benchmarks/profile.md). It is
+    stopped at exit, after Prefect has drained its log and event queues into it (atexit runs
+    the last-registered first, and Prefect registers its drains when they start).
+    """
+    global _SERVER
+    if _SERVER is None and not os.environ.get("PREFECT_API_URL"):
+        from .server import LocalServer
+
+        _SERVER = LocalServer().launch()
+        atexit.register(_stop_local_server)
+    return _SERVER
+
+
+def _stop_local_server() -> None:
+    global _SERVER
+    if _SERVER is not None:
+        _SERVER.stop()
+        _SERVER = None
+
+
 def run_flow(params, *, quiet: bool = False) -> dict[str, Any]:
     """Run the flow in this process (starting a local Prefect server if none is configured)."""
     _environment()
-    server = None
+    server = _launch_local_server()
     from prefect.settings import get_current_settings
 
-    if not get_current_settings().api.url:
-        # No API configured: start a local one for this command, and let it boot while the
-        # flow's modules import (instead of Prefect starting its temporary server after).
-        from .server import LocalServer
-
-        server = LocalServer().launch()
-        # Stopped at exit, after Prefect has drained its log and event queues into it (atexit
-        # runs last-registered first, and Prefect registers its drains when they start).
-        atexit.register(server.stop)
+    if server is not None and get_current_settings().api.url not in (None, "", server.url):
+        # An API configured in a Prefect profile (not the environment): use that one.
+        _stop_local_server()
+        server = None
     from .spectral import spectral_clustering
 
     if server is not None:
@@ -305,6 +327,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     _environment()
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] in (["run"], ["demo"]) and not {"-h", "--help"} & set(args_in):
+        _launch_local_server()  # boots while the parameters and modules load
     parser = argparse.ArgumentParser(
         prog="spectral-flow",
         description="Nyström spectral clustering of a Parquet dataset as a Prefect flow on Dask.",

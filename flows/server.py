@@ -37,6 +37,7 @@ class LocalServer:
         self.proc: subprocess.Popen | None = None
         self._stack = ExitStack()
         self._old_env: str | None = None
+        self.ready = False
 
     def launch(self) -> LocalServer:
         """Start the server process and return at once."""
@@ -54,6 +55,8 @@ class LocalServer:
     def wait(self) -> LocalServer:
         """Block until the API answers, then point this process (and its children) at it."""
         assert self.proc is not None, "launch() first"
+        if self.ready:
+            return self
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -73,12 +76,14 @@ class LocalServer:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         self._stack.enter_context(temporary_settings(updates={PREFECT_API_URL: self.url}))
+        self.ready = True
         return self
 
     def start(self) -> LocalServer:
         return self.launch().wait()
 
     def stop(self) -> None:
+        self.ready = False
         self._stack.close()
         if self._old_env is None:
             os.environ.pop("PREFECT_API_URL", None)

@@ -142,18 +142,24 @@ def _log_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 class _Progress:
-    """A Prefect progress artifact that moves as parts complete."""
+    """A Prefect progress artifact (and a log line) that moves as parts complete.
+
+    Updated at most once a second, and at the end: each update is an API round trip from the
+    task's thread, and per-part updates cost ~0.3 s per pass at a million rows (measured).
+    """
+
+    INTERVAL = 1.0
 
     def __init__(self, stage: str, what: str):
         self.stage, self.what = stage, what
         self.id = create_progress_artifact(progress=0.0, description=f"{stage}: {what}")
-        self.last = 0.0
+        self.last = time.monotonic()
 
     def __call__(self, done: int, total: int) -> None:
-        pct = 100.0 * done / total
-        if pct - self.last >= 5 or done == total:
-            update_progress_artifact(self.id, progress=pct)
-            self.last = pct
+        now = time.monotonic()
+        if now - self.last >= self.INTERVAL or done == total:
+            update_progress_artifact(self.id, progress=100.0 * done / total)
+            self.last = now
             get_run_logger().info("%s: %s %d/%d parts", self.stage, self.what, done, total)
 
 
