@@ -74,6 +74,8 @@ def _stage_task(stage: str, **options):
         name=stage,
         cache_key_fn=_stage_cache_key(stage),
         persist_result=True,
+        # Cached results are read back from disk: JSON, so nothing persisted is unpickled.
+        result_serializer="json",
         retries=2,
         retry_delay_seconds=1,
         retry_condition_fn=retry_transient,
@@ -194,7 +196,8 @@ def _validate_cache_key(context, parameters) -> str:
 
 
 @task(name="validate_input", retries=2, retry_delay_seconds=1,
-      retry_condition_fn=retry_transient, cache_key_fn=_validate_cache_key, persist_result=True)
+      retry_condition_fn=retry_transient, cache_key_fn=_validate_cache_key, persist_result=True,
+      result_serializer="json")
 def validate_input(job: dict[str, Any]) -> dict[str, Any]:
     """Reads every block once: non-finite values (file, row, column), row counts, minimum."""
     plan = _plan(job)
@@ -218,7 +221,7 @@ def validate_input(job: dict[str, Any]) -> dict[str, Any]:
     if low < 0 and affinity in ("chi2", "additive_chi2", "precomputed"):
         raise InputError(f"affinity={affinity!r} needs non-negative data; the input has a "
                          f"minimum of {low!r}.")
-    return {"rows": sum(r["rows"] for r in results), "min": low}
+    return {"rows": int(sum(r["rows"] for r in results)), "min": float(low)}
 
 
 def _check_ids(plan: DatasetPlan, parts: list[np.ndarray]) -> None:

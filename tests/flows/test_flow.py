@@ -113,3 +113,17 @@ def test_corrupt_checkpoint_part_is_detected_and_only_it_recomputed(blobs_data, 
     assert (again["stages"]["embed"]["parts"], again["stages"]["embed"]["parts_computed"]) == \
         (6, 1)
     np.testing.assert_array_equal(_labels(out)[1], labels_before)
+
+
+def test_cached_stage_results_are_stored_as_json_not_pickle(blobs_data, tmp_path):
+    """A Cached stage is served from Prefect's result store: that record must be plain JSON
+    (a pickle read back from disk could execute code)."""
+    from prefect.settings import get_current_settings
+
+    data, _, _ = blobs_data
+    result = spectral_clustering(_params(data, tmp_path / "out"))
+    store = get_current_settings().results.local_storage_path
+    for stage, info in result["stages"].items():
+        record = json.loads((store / f"spectral-{stage}-{info['key']}").read_text())
+        assert record["metadata"]["serializer"]["type"] == "json"
+        assert json.loads(record["result"])["key"] == info["key"]
