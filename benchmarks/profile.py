@@ -3,23 +3,22 @@
     .venv/bin/python benchmarks/profile.py [--n 1000000] [--m 100,500] [--dtype float32]
                                            [--predict-rows 100000000 --workers 10 --cores 8]
 
-1. Machine constants, measured here on one thread: ns per rbf kernel value (the fused GEMM,
-   clip and ``exp``), GFLOP/s of the float64 syrk that accumulates the Gram, ns per byte to
-   page fresh memory in.
+1. The cost model's constants, measured on 200,000 rows with all cores: seconds per kernel
+   value, the pass-2 costs per value and per value·m (the float64 Gram syrk), the embedding
+   from kept C, and paging fresh memory in.
 2. For each m: the floor -- one kernel pass over all n rows (Cᵀ1 and nothing else) on all
    cores -- then each stage of a ``SpectralClustering.fit`` (after a warm-up fit in the same
    process, so imports and first-use costs are not counted), in seconds and as a multiple of
-   the floor, next to what the cost model predicts for it.
+   the floor, next to what the cost model predicts for it from the 200,000-row constants.
 3. The cost model's prediction for ``--predict-rows`` rows on a cluster of ``--workers`` ×
    ``--cores``, where the flow evaluates the kernel in each of its three passes (no cache
    across tasks) and reads Parquet three times.
 
-The model (P cores, rbf, dense C; c_k = s per kernel value, R = syrk FLOP/s, f = s per byte
-paged in, b = C's bytes per value):
+The model (P cores, rbf, dense C of itemsize w; constants per core):
 
-    kernel_blocks  pass 1: n·m·c_k/P + f·n·m·b/P (C kept)   pass 2: (2·n·m²/R + n·m·c_s)/P
+    kernel_blocks  pass 1: n·m·c_k/P + f·n·m·w (C kept)   pass 2: (a·n·m + b·n·m²)/P
     eigendecompose O(m³) flops, ~0
-    embed          n·m·c_s/P (C kept; else + n·m·c_k/P)
+    embed          n·m·c_e/P (C kept; else + n·m·c_k/P)
     assign_labels  KMeans on 100,000 rows + n·k² to label every row (~0.2 s, constant here)
 """
 
@@ -44,7 +43,7 @@ ASSIGN_S_PER_MROW = 0.35
 FLOW_FIXED_S = 16.0
 
 
-def _best(f, repeats=3) -> float:
+def _best(f, repeats: int = 3) -> float:
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
@@ -53,37 +52,65 @@ def _best(f, repeats=3) -> float:
     return best
 
 
-def machine_constants(dtype) -> dict[str, float]:
-    """Single-thread constants the model is built from."""
+def machine_constants(X: np.ndarray, cores: int) -> dict[str, float]:
+    """Constants of the cost model, measured on 200,000 rows with all cores (so they include
+    the machine's real parallel efficiency and memory traffic, not single-thread peaks).
+
+    c_k: seconds per kernel value (one pass: fused rbf + column sums), times cores.
+    a, b: pass 2 costs a·n·m + b·n·m² (degrees and scaling; the float64 Gram syrk), times
+          cores, solved from m = 100 and m = 400.
+    c_e: seconds per value of the embedding pass from kept C, times cores.
+    f: seconds per byte of fresh memory (the kept C is paged in once).
+    """
     from threadpoolctl import threadpool_limits
 
-    from spectral_core._kernels import rbf_cross
+    from spectral_core import sample_landmarks
+    from spectral_core._kernels import make_kernel
+    from spectral_core._stages import (
+        _cross_and_sums,
+        _embedding_from_cross,
+        _gram_from_cross,
+        block_column_sums,
+        map_over_rows,
+    )
+    from spectral_core._utils import local_threads, map_parts
 
-    rng = np.random.RandomState(0)
-    X = rng.randn(8192, 10).astype(dtype)
-    L = X[:100].copy()
-    out = np.empty((8192, 100), dtype=dtype)
-    B = rng.rand(4096, 500)
-    with threadpool_limits(1):
-        c_k = _best(lambda: rbf_cross(X, L, 0.1, out=out), 10) / out.size
-        syrk = 2 * 4096 * 500 * 500 / _best(lambda: B.T @ B, 5)
-        C = rng.rand(8192, 100).astype(dtype)
-        P = rng.rand(100, 8).astype(dtype)
-        t = rng.rand(100).astype(dtype)
-        c_s = _best(lambda: (C @ t, C * t[None, :], C @ P), 10) / C.size
+    Xs = X[:200_000]
+    n = Xs.shape[0]
+    kernel = make_kernel("rbf", gamma=0.1)
+    per_m = {}
+    with local_threads(cores), threadpool_limits(1, user_api="blas"):
+        for m in (100, 400):
+            lm = sample_landmarks(Xs, m, random_state=0)
+            kern = _best(lambda lm=lm: map_over_rows(block_column_sums, Xs, lm, kernel), 3)
+            blocks = [C for C, _ in map_over_rows(_cross_and_sums, Xs, lm, kernel)]
+            t = np.full(m, 1.0 / m)
+            S = np.eye(m)
+            gram = _best(lambda b=blocks, t=t, S=S: map_parts(_gram_from_cross, b, t, 1e-12, S,
+                                                               False), 2)
+            inv = [np.ones(len(b), dtype=b.dtype) for b in blocks]
+            P = np.ones((m, 8))
+            emb = _best(lambda b=blocks, i=inv, P=P: map_parts(_embedding_from_cross, b, i, P,
+                                                                True), 3)
+            per_m[m] = (kern, gram, emb)
+    (k1, g1, e1), (_, g2, _) = per_m[100], per_m[400]
+    # g = a·n·m + b·n·m² at m = 100 and 400, solved for a and b.
+    b = (g2 / 400 - g1 / 100) / (n * 300)
+    a = g1 / (n * 100) - b * 100
     fault = _best(lambda: np.ones(256 * 2**20 // 8), 3) / (256 * 2**20)
-    return {"c_k": c_k, "R": syrk, "c_s": c_s, "f": fault}
+    return {"c_k": k1 * cores / (n * 100), "a": max(a, 0.0) * cores, "b": b * cores,
+            "c_e": e1 * cores / (n * 100), "f": fault}
 
 
-def model(n: int, m: int, k: int, itemsize: int, cores: int, c: dict[str, float],
+def model(n: int, m: int, itemsize: int, cores: int, c: dict[str, float],
           cached: bool = True) -> dict[str, float]:
-    pass1 = n * m * c["c_k"] / cores + (c["f"] * n * m * itemsize / cores if cached else 0.0)
-    pass2 = (2 * n * m * m / c["R"] + n * m * c["c_s"]) / cores
-    if not cached:
-        pass2 += n * m * c["c_k"] / cores
-    embed = n * m * c["c_s"] / cores + (0.0 if cached else n * m * c["c_k"] / cores)
+    """Seconds per stage for n rows, m landmarks, on ``cores`` cores like these."""
+    kernel_pass = n * m * c["c_k"] / cores
+    pass1 = kernel_pass + (c["f"] * n * m * itemsize if cached else 0.0)
+    pass2 = (c["a"] * n * m + c["b"] * n * m * m) / cores + (0.0 if cached else kernel_pass)
+    embed = n * m * c["c_e"] / cores + (0.0 if cached else kernel_pass)
     return {"kernel_blocks": pass1 + pass2, "embed": embed, "assign_labels": 0.2,
-            "floor": n * m * c["c_k"] / cores}
+            "floor": kernel_pass}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,12 +135,13 @@ def main(argv: list[str] | None = None) -> int:
 
     dtype = np.dtype(args.dtype)
     cores = os.cpu_count() or 1
-    c = machine_constants(dtype)
-    print(f"machine (1 thread, {dtype}): rbf kernel {c['c_k'] * 1e9:.2f} ns/value, "
-          f"float64 syrk {c['R'] / 1e9:.1f} GFLOP/s, degree+scale+embed {c['c_s'] * 1e9:.2f} "
-          f"ns/value, fresh memory {c['f'] * 1e9:.2f} ns/byte; {cores} cores")
     X, _ = make_blobs(args.n, n_features=10, centers=8, random_state=0)
     X = X.astype(dtype)
+    c = machine_constants(X, cores)
+    print(f"model constants ({dtype}, measured on 200,000 rows, {cores} cores; per core): "
+          f"kernel {c['c_k'] * 1e9:.2f} ns/value, pass 2 {c['a'] * 1e9:.2f} ns/value + "
+          f"{c['b'] * 1e12:.2f} ps per value·m (Gram), embed {c['c_e'] * 1e9:.2f} ns/value, "
+          f"fresh memory {c['f'] * 1e9:.2f} ns/byte")
     kernel = make_kernel("rbf", gamma=0.1)
     header = f"{'m':>4} {'stage':<18} {'seconds':>8} {'× floor':>8} {'model s':>8}"
     print(header)
@@ -131,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         est.fit(X)
         total = time.perf_counter() - start
-        pred = model(args.n, m, 8, dtype.itemsize, cores, c)
+        pred = model(args.n, m, dtype.itemsize, cores, c)
         print(f"{m:>4} {'floor: 1 kernel pass':<18} {floor:8.2f} {1.0:8.1f} "
               f"{pred['floor']:8.2f}")
         for stage, seconds in est.stage_timings_.items():
@@ -147,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nprediction: the flow on {n:,} rows × 10, k=8, {args.workers} workers × "
           f"{args.cores} cores like these (kernel evaluated in all three passes):")
     for m in map(int, args.m.split(",")):
-        pred = model(n, m, 8, dtype.itemsize, P, c, cached=False)
+        pred = model(n, m, dtype.itemsize, P, c, cached=False)
         read = 3 * n / 1e6 * PARQUET_S_PER_MROW / P
         assign = n / 1e6 * ASSIGN_S_PER_MROW
         total = pred["kernel_blocks"] + pred["embed"] + read + assign + FLOW_FIXED_S
