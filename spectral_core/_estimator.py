@@ -26,7 +26,7 @@ from ._stages import (
     kernel_cache_budget,
     sample_landmarks,
 )
-from ._utils import as_blocks, block_rows_for, local_threads, resolve_n_jobs, stage_timer
+from ._utils import as_blocks, local_threads, resolve_n_jobs, stage_timer
 from ._validation import (
     OWNER,
     check_array_input,
@@ -269,7 +269,7 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         is_dask = isinstance(X, da.Array)
         # dask input is worked on chunk by chunk where it lives; numpy input in row blocks
         # on local threads.
-        Xb = as_blocks(X, block_rows_for(d, p["n_components"])) if is_dask else X
+        Xb = as_blocks(X) if is_dask else X
         seeds = stage_seeds(self.random_state)
         timings: dict[str, float] = {}
         with compute_context(is_dask, p["n_jobs"]):
@@ -343,7 +343,7 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         X = self._check_new(X)
         is_dask = isinstance(X, da.Array)
         if is_dask:
-            X = as_blocks(X, block_rows_for(X.shape[1], self.landmarks_.shape[0]))
+            X = as_blocks(X)
         with compute_context(is_dask, self._n_jobs):
             U = embed_rows(
                 X, self._landmark_set, self._kernel, self.degree_weights_,

@@ -34,7 +34,7 @@ from scipy import linalg, sparse
 from scipy.sparse.linalg import eigsh, lobpcg
 from sklearn.utils import check_random_state
 
-from ._kernels import Kernel
+from ._kernels import Kernel, _result_dtype
 from ._utils import (
     DegenerateKernelWarning,
     DegreeClippingWarning,
@@ -265,6 +265,16 @@ def _degrees(C, degree_weights: np.ndarray) -> np.ndarray:
     return np.asarray(C @ t).ravel()
 
 
+def _inv_sqrt(d: np.ndarray, degree_floor: float) -> np.ndarray:
+    """1/√d in float64, degrees clipped to the floor first.
+
+    Degrees can be ≤ 0 for a signed or indefinite kernel, and underflow for a narrow rbf:
+    clipping to a positive floor (counted by pass 2) keeps 1/√d finite. The embedding pass and
+    the kernel cache both take 1/√d from here, so they agree to the last bit.
+    """
+    return 1.0 / np.sqrt(np.maximum(d.astype(np.float64), degree_floor))
+
+
 def block_gram(
     X_block: np.ndarray,
     landmarks: Landmarks,
@@ -322,9 +332,7 @@ class _GramAccumulator:
         st[1] = min(st[1], d.min(initial=np.inf))
         st[2] = max(st[2], d.max(initial=-np.inf))
         st[3] += d.sum(dtype=np.float64)
-        # Degrees can be ≤ 0 for a signed or indefinite kernel, and underflow for a narrow
-        # rbf: clip to a positive floor (counted above) so 1/√d stays finite.
-        inv_sqrt_d = 1.0 / np.sqrt(np.maximum(d.astype(np.float64), self.floor))
+        inv_sqrt_d = _inv_sqrt(d, self.floor)
         if sparse.issparse(C):
             B = sparse.diags(inv_sqrt_d.astype(C.dtype)) @ C
             self._add((B.T @ B).toarray().astype(np.float64))
@@ -382,8 +390,7 @@ def _cross_and_sums(X_block, landmarks, kernel):
     if kernel.is_graph:
         C = kernel.cross(X_block, landmarks)
         return C, np.asarray(C.sum(axis=0), dtype=np.float64).ravel()
-    dtype = np.float32 if X_block.dtype == np.float32 else np.float64
-    C = np.empty((X_block.shape[0], landmarks.n_landmarks), dtype=dtype)
+    C = np.empty((X_block.shape[0], landmarks.n_landmarks), dtype=_result_dtype(X_block))
     s = np.zeros(landmarks.n_landmarks)
     start = 0
     for chunk in _chunks(X_block, landmarks):
@@ -410,8 +417,7 @@ class KernelCache:
 
     def admits(self, X: np.ndarray, landmarks: Landmarks, kernel: Kernel) -> bool:
         """Whether C for all of X fits the budget (estimated before it is computed)."""
-        n = X.shape[0]
-        itemsize = 4 if X.dtype == np.float32 else 8
+        n, itemsize = X.shape[0], _result_dtype(X).itemsize
         if kernel.is_graph:
             per_row = kernel.params["n_neighbors"] * (itemsize + 4)
         else:
@@ -500,7 +506,7 @@ def kernel_blocks(
     ValueError
         If the landmark kernel is not finite or has rank < ``min_rank``.
     """
-    dtype = np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+    dtype = _result_dtype(X)
     prepared = prepare_landmark_kernel(landmarks, kernel, dtype=dtype, min_rank=min_rank)
     keep = cache is not None and not isinstance(X, da.Array) \
         and cache.admits(X, landmarks, kernel)
@@ -813,17 +819,14 @@ def block_embedding(
     parts = []
     for chunk in _chunks(X_block, landmarks):
         C = kernel.cross(chunk, landmarks)  # (rows, m)
-        d = _degrees(C, degree_weights)
-        inv_sqrt_d = (1.0 / np.sqrt(np.maximum(d, degree_floor))).astype(C.dtype)
+        inv_sqrt_d = _inv_sqrt(_degrees(C, degree_weights), degree_floor).astype(C.dtype)
         parts.append(_embedding_from_cross(C, inv_sqrt_d, projection, normalize))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _embedding_from_cross(C, inv_sqrt_d, projection, normalize):
-    """U = D^{-1/2} C P; ``inv_sqrt_d=None`` when C is already D^{-1/2} C."""
-    U = np.asarray(C @ projection.astype(C.dtype))  # (n_block, k)
-    if inv_sqrt_d is not None:
-        U *= inv_sqrt_d[:, None]
+    """U = D^{-1/2} C P from a block's C and its 1/√d, rows normalized if ``normalize``."""
+    U = np.asarray(C @ projection.astype(C.dtype)) * inv_sqrt_d[:, None]  # (n_block, k)
     if normalize:
         norms = np.linalg.norm(U, axis=1, keepdims=True)
         U = np.divide(U, norms, out=np.zeros_like(U), where=norms > 0)
@@ -884,7 +887,7 @@ def embed_rows(
         return np.concatenate(map_over_rows(block_embedding, X, landmarks, *args))
     Xb = as_blocks(X)
     k = projection.shape[1]
-    dtype = np.float32 if Xb.dtype == np.float32 else np.float64
+    dtype = _result_dtype(Xb)
     parts = map_blocks_delayed(block_embedding, Xb, landmarks, *args)
     return da.concatenate(
         [da.from_delayed(p, shape=(nb, k), dtype=dtype)

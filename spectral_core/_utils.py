@@ -17,8 +17,8 @@ import numpy as np
 
 logger = logging.getLogger("spectral_core")
 
-#: Rows per block when a numpy array is split for block work.
-DEFAULT_BLOCK_ROWS = 16_384
+#: Most rows in one block of in-memory data (blocks are ~32 MB of C, and at least 1024 rows).
+MAX_BLOCK_ROWS = 65_536
 
 
 class DegreeClippingWarning(UserWarning):
@@ -62,18 +62,12 @@ def block_rows_for(n_features: int, n_components: int) -> int:
     """Rows per block so that one block of X and of C stays around 32 MB in float64."""
     width = max(n_features, n_components, 1)
     rows = (32 * 2**20) // (8 * width)
-    return int(min(max(rows, 1024), DEFAULT_BLOCK_ROWS * 4))
+    return int(min(max(rows, 1024), MAX_BLOCK_ROWS))
 
 
-def as_blocks(X: Any, block_rows: int | None = None) -> da.Array:
-    """The one internal form of X: a dask array chunked by rows only (numpy is wrapped)."""
-    if isinstance(X, da.Array):
-        if X.numblocks[1] != 1:
-            X = X.rechunk({1: -1})
-        return X
-    X = np.asarray(X)
-    rows = block_rows or DEFAULT_BLOCK_ROWS
-    return da.from_array(X, chunks=(min(rows, max(X.shape[0], 1)), X.shape[1]), asarray=True)
+def as_blocks(X: da.Array) -> da.Array:
+    """A dask array chunked by rows only (column chunks merged): one block is whole rows."""
+    return X.rechunk({1: -1}) if X.numblocks[1] != 1 else X
 
 
 def map_blocks_delayed(
