@@ -351,7 +351,7 @@ class _GramAccumulator:
 
         Each piece is scaled and widened to float64 in one pass into a small reused buffer,
         then ``piece.T @ piece`` (numpy hands that to BLAS syrk): no n × m float64 copy. This
-        beat scipy's ``dsyrk`` with β = 1 here by 10-15 % (benchmarks/profile.md).
+        beat scipy's ``dsyrk`` with β = 1 here by 14-27 % (benchmarks/profile.md).
         """
         m = C.shape[1]
         if self.total is None:

@@ -67,6 +67,21 @@ def stop(proc):
             proc.wait()
 
 
+def wait_healthy(url, proc, log_path, timeout=180.0):
+    """Poll ``url``/health until it answers 200; if the server exits or the time runs out,
+    stop it and fail with the end of its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if api(url + "/health", timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    stop(proc)
+    pytest.fail("prefect server did not start: " + log_path.read_text()[-3000:])
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """The README's command: `prefect server start --host 127.0.0.1` (fresh PREFECT_HOME)."""
@@ -78,18 +93,7 @@ def server(tmp_path_factory):
                              "--port", str(port)], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if api(url + "/health", timeout=2)[0] == 200:
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
-        time.sleep(0.5)
-    else:
-        stop(proc)
-        pytest.fail("prefect server did not start: " + (home / "server.log").read_text()[-3000:])
+    wait_healthy(url, proc, home / "server.log")
     yield {"url": url, "ui": f"http://127.0.0.1:{port}", "home": home,
            "env": base_env(home, PREFECT_API_URL=url)}
     stop(proc)

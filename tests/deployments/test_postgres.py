@@ -11,7 +11,7 @@ import pytest
 
 from flows.server import free_port
 
-from .conftest import BIN, ROOT, api, base_env, stop, wait_for_run
+from .conftest import BIN, ROOT, api, base_env, stop, wait_for_run, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -79,15 +79,7 @@ def test_server_on_postgresql_runs_a_deployment(postgres, dataset, tmp_path):
     serve_log = open(tmp_path / "serve.log", "w")
     served = None
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if api(url + "/health", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail((tmp_path / "server.log").read_text()[-3000:])
+        wait_healthy(url, server, tmp_path / "server.log")
         served = subprocess.Popen(
             [str(BIN / "python"), "-m", "deployments.serve"], cwd=ROOT,
             env={**env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}, stdout=serve_log,
