@@ -1,59 +1,25 @@
 """The flow against a scheduler and two workers started as separate processes."""
 
-import subprocess
-import time
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from flows.params import SpectralParams
-from flows.server import free_port
 from flows.spectral import spectral_clustering
 from spectral_core import SpectralClustering
 
-from .helpers import BIN, cli_env, current_api_url
-
-
-def _start_cluster(tmp_path, worker_envs):
-    """A scheduler and one worker per env (each a process on 127.0.0.1)."""
-    from distributed import Client
-
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = cli_env(tmp_path, PREFECT_API_URL=current_api_url())
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",
-                               "--port", str(port), "--no-dashboard"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    for extra in worker_envs:
-        procs.append(subprocess.Popen(
-            # --no-nanny: a SIGKILLed worker stays dead (a nanny would restart it).
-            [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
-             "--no-nanny", "--host", "127.0.0.1"], env={**env, **extra}, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL))
-    with Client(address, timeout=60) as client:
-        client.wait_for_workers(len(worker_envs), timeout=60)
-    return address, procs
-
-
-def _stop_cluster(procs):
-    for p in reversed(procs):
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    time.sleep(0.1)
+from ..clusters import start_cluster, stop_cluster
+from .helpers import cli_env, current_api_url
 
 
 @pytest.fixture
 def dask_cluster(tmp_path):
-    address, procs = _start_cluster(tmp_path, [{}, {}])
+    env = cli_env(tmp_path, PREFECT_API_URL=current_api_url())
+    address, procs = start_cluster([{}, {}], env)
     try:
         yield address
     finally:
-        _stop_cluster(procs)
+        stop_cluster(procs)
 
 
 @pytest.mark.slow
@@ -81,8 +47,9 @@ def test_worker_killed_during_kernel_blocks_run_still_completes(blobs_data, tmp_
     from distributed import Client
 
     data, X, _ = blobs_data
-    address, procs = _start_cluster(
-        tmp_path, [{}, {"SPECTRAL_INJECT_FAULT": "kernel_blocks:1:kill"}])
+    address, procs = start_cluster(
+        [{}, {"SPECTRAL_INJECT_FAULT": "kernel_blocks:1:kill"}],
+        cli_env(tmp_path, PREFECT_API_URL=current_api_url()))
     try:
         params = SpectralParams(input=str(data), output_dir=str(tmp_path / "out"),
                                 feature_columns=["f0", "f1", "f2", "f3"], id_column="id",
@@ -96,4 +63,4 @@ def test_worker_killed_during_kernel_blocks_run_still_completes(blobs_data, tmp_
         clean = SpectralClustering(**params.estimator_params()).fit(X)
         np.testing.assert_array_equal(labels, clean.labels_)
     finally:
-        _stop_cluster(procs)
+        stop_cluster(procs)
