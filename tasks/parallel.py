@@ -2,11 +2,20 @@
 
 A task runs on a Dask worker; it reaches the cluster with ``distributed.worker_client()``,
 which secedes the task's thread from the worker's pool so the parts can use every slot
-(``get_dask_client().compute(...).result()`` deadlocks a busy cluster: DESIGN.md).
+(``get_dask_client().compute(...).result()`` deadlocks a busy cluster).
+
+Objects every part needs (the dataset plan, the landmarks, the kernel, the degree weights) are
+scattered once per call under keys of their own (``hash=False``) and released when the call
+returns. They must not be scattered under content-hashed keys: consecutive passes would then
+reuse one key, and the release of the previous pass's copy (a batched message) can reach the
+scheduler after the next pass's ``update_data`` (an RPC). The scheduler then forgets a key the
+client has just scattered: ``KeyError`` in ``Client._replicate``, or parts cancelled for "lost
+dependencies" (docs/architecture.md, "Sharing objects with the parts").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,6 +25,17 @@ from threadpoolctl import threadpool_limits
 logger = logging.getLogger(__name__)
 
 _BLAS_LIMITED = False
+
+#: Copy the shared objects to every worker before the parts start. benchmarks/scatter.py
+#: measures no difference in pass time between broadcast and a single copy fetched on demand,
+#: for objects of 1 KB to 30 MB, on threads or worker processes; what broadcast buys is a copy
+#: on every worker, so a worker lost mid-pass does not take the pass's inputs with it.
+#: (Passing objects by value, pickled into every part, costs 1.3-9x per pass from 300 KB up.)
+BROADCAST = True
+
+
+class ClusterError(RuntimeError):
+    """The Dask cluster lost a part or the data it needed: transient, the task is retried."""
 
 
 def one_blas_thread() -> None:
@@ -30,18 +50,20 @@ def one_blas_thread() -> None:
         _BLAS_LIMITED = True
 
 
-def map_parts(
+def fan_out(
     func: Callable[..., Any],
     items: Iterable[Any],
     *args: Any,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Any]:
-    """``[func(item, *args) for item in items]`` on the cluster, in item order.
+    """``[func(item, *args) for item in items]`` on the Dask cluster, in item order.
 
-    Falls back to running in this thread when not on a Dask worker (a task called directly).
+    ``args`` are shared by every part: scalars and strings are passed by value, anything else
+    is scattered once (to every worker) and released on return. Runs in this thread when not
+    on a Dask worker (a task called directly). A part that raises re-raises here with its own
+    exception; a part the cluster cancelled raises :class:`ClusterError`.
     """
     items = list(items)
-    total = len(items)
     if not items:
         return []
     try:
@@ -49,30 +71,47 @@ def map_parts(
 
         ctx = worker_client()
         client = ctx.__enter__()
-    except (ImportError, ValueError):
-        client = None
-    if client is None:
-        results = []
-        for i, item in enumerate(items, 1):
-            results.append(func(item, *args))
-            if on_progress:
-                on_progress(i, total)
-        return results
+    except ValueError:  # not running on a Dask worker
+        return _fan_out_here(func, items, args, on_progress)
     try:
-        from distributed import as_completed
-
-        shared = [client.scatter(a, broadcast=True) if _is_large(a) else a for a in args]
-        futures = [client.submit(func, item, *shared, pure=False) for item in items]
-        position = {f.key: i for i, f in enumerate(futures)}
-        results: list[Any] = [None] * total
-        for done, fut in enumerate(as_completed(futures), 1):
-            results[position[fut.key]] = fut.result()
-            if on_progress:
-                on_progress(done, total)
-        return results
+        return _fan_out_on_cluster(client, func, items, args, on_progress)
     finally:
         ctx.__exit__(None, None, None)
 
 
-def _is_large(a: Any) -> bool:
-    return not isinstance(a, (int, float, bool, str, type(None)))
+def _fan_out_here(func, items, args, on_progress) -> list[Any]:
+    results = []
+    for i, item in enumerate(items, 1):
+        results.append(func(item, *args))
+        if on_progress:
+            on_progress(i, len(items))
+    return results
+
+
+def _fan_out_on_cluster(client, func, items, args, on_progress) -> list[Any]:
+    from distributed import as_completed
+
+    shared = [i for i, a in enumerate(args) if _is_shared(a)]
+    # One scatter for all shared objects; unique keys, owned by this call alone.
+    scattered = client.scatter([args[i] for i in shared], broadcast=BROADCAST, hash=False)
+    by_position = dict(zip(shared, scattered, strict=True))
+    call_args = [by_position.get(i, a) for i, a in enumerate(args)]
+    futures = [client.submit(func, item, *call_args, pure=False) for item in items]
+    position = {f.key: i for i, f in enumerate(futures)}
+    results: list[Any] = [None] * len(items)
+    # with_results: results are gathered on the client's event loop as parts finish, not by
+    # one blocking round trip per part from this thread.
+    for done, (future, result) in enumerate(as_completed(futures, with_results=True), 1):
+        if future.status == "cancelled" or isinstance(result, asyncio.CancelledError):
+            raise ClusterError(
+                f"Part {position[future.key]} of {func.__name__} was cancelled by the Dask "
+                f"cluster ({result!r}); the task is retried.")
+        results[position[future.key]] = result
+        if on_progress:
+            on_progress(done, len(items))
+    return results
+
+
+def _is_shared(a: Any) -> bool:
+    """Scalars and strings travel with each part; anything else is scattered once."""
+    return not isinstance(a, (int, float, bool, str, bytes, type(None)))

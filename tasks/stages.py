@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from scipy.linalg import LinAlgError
 
 import spectral_core as sc
 
@@ -41,24 +40,13 @@ from .io import (
     write_arrays,
     write_text_atomic,
 )
-from .parallel import map_parts, one_blas_thread
+from .parallel import fan_out, one_blas_thread
+from .retries import retry_transient
 
 STAGES = sc.STAGES
 # spectral_core logs stage timings at INFO; let them reach the run logs (with
 # PREFECT_LOGGING_EXTRA_LOGGERS=spectral_core), not only its warnings.
 logging.getLogger("spectral_core").setLevel(logging.INFO)
-_PERMANENT = (ValueError, TypeError, LinAlgError, ImportError, KeyError)
-
-
-def retry_transient(task, task_run, state) -> bool:
-    """Retry I/O hiccups and lost workers; never a bad input or a numerical failure."""
-    try:
-        state.result()
-    except _PERMANENT:
-        return False
-    except Exception:
-        return True
-    return False
 
 
 def _stage_cache_key(stage: str):
@@ -201,7 +189,7 @@ def _validate_cache_key(context, parameters) -> str:
 def validate_input(job: dict[str, Any]) -> dict[str, Any]:
     """Reads every block once: non-finite values (file, row, column), row counts, minimum."""
     plan = _plan(job)
-    results = map_parts(check_block, plan.blocks, plan)
+    results = fan_out(check_block, plan.blocks, plan)
     for r in results:
         if "error" in r:
             block = plan.blocks[r["block"]]
@@ -343,7 +331,7 @@ def kernel_blocks(job: dict[str, Any], landmarks_ref: dict[str, Any]) -> dict[st
         prepared = sc.prepare_landmark_kernel(landmarks, kernel, dtype=_dtype(job),
                                               min_rank=p["n_clusters"])
         have, todo = _resume_parts(folder / "pass1", plan, key, stage)
-        new = map_parts(_column_sums_part, todo, plan, landmarks, kernel,
+        new = fan_out(_column_sums_part, todo, plan, landmarks, kernel,
                         str(folder / "pass1"), key,
                         on_progress=_Progress(stage, "pass 1 (column sums)"))
         computed += len(todo)
@@ -359,7 +347,7 @@ def kernel_blocks(job: dict[str, Any], landmarks_ref: dict[str, Any]) -> dict[st
                      floor=weights.degree_floor)
 
         have, todo = _resume_parts(folder / "pass2", plan, key, stage)
-        new = map_parts(_gram_part, todo, plan, landmarks, kernel, weights,
+        new = fan_out(_gram_part, todo, plan, landmarks, kernel, weights,
                         str(folder / "pass2"), key,
                         on_progress=_Progress(stage, "pass 2 (Gram)"))
         computed += len(todo)
@@ -455,7 +443,7 @@ def embed(job: dict[str, Any], eigen_ref: dict[str, Any]) -> dict[str, Any]:
         return done
     plan, key, folder = _plan(job), job["keys"][stage], stage_dir(job, stage)
     _, todo = _resume_parts(folder, plan, key, stage)
-    map_parts(_embed_part, todo, plan, load_landmarks(job), _kernel(job),
+    fan_out(_embed_part, todo, plan, load_landmarks(job), _kernel(job),
               load_kernel_summary(job), load_eigen(job), str(folder), key,
               on_progress=_Progress(stage, "embedding"))
     return _finish(job, stage, {"parts": len(plan.blocks), "parts_computed": len(todo)}, start)
