@@ -65,15 +65,10 @@ def machine_constants(X: np.ndarray, cores: int) -> dict[str, float]:
     from threadpoolctl import threadpool_limits
 
     from spectral_core import sample_landmarks
+    from spectral_core._blocks import local_threads, map_over_rows, map_threads
+    from spectral_core._embed import _embedding_from_cross
+    from spectral_core._kernel_blocks import _cross_and_sums, _gram_from_cross, block_column_sums
     from spectral_core._kernels import make_kernel
-    from spectral_core._stages import (
-        _cross_and_sums,
-        _embedding_from_cross,
-        _gram_from_cross,
-        block_column_sums,
-        map_over_rows,
-    )
-    from spectral_core._utils import local_threads, map_parts
 
     Xs = X[:200_000]
     n = Xs.shape[0]
@@ -86,12 +81,12 @@ def machine_constants(X: np.ndarray, cores: int) -> dict[str, float]:
             blocks = [C for C, _ in map_over_rows(_cross_and_sums, Xs, lm, kernel)]
             t = np.full(m, 1.0 / m)
             S = np.eye(m)
-            gram = _best(lambda b=blocks, t=t, S=S: map_parts(_gram_from_cross, b, t, 1e-12, S,
-                                                               False), 2)
+            gram = _best(lambda b=blocks, t=t, S=S: map_threads(_gram_from_cross, b, t, 1e-12, S,
+                                                                 False), 2)
             inv = [np.ones(len(b), dtype=b.dtype) for b in blocks]
             P = np.ones((m, 8))
-            emb = _best(lambda b=blocks, i=inv, P=P: map_parts(_embedding_from_cross, b, i, P,
-                                                                True), 3)
+            emb = _best(lambda b=blocks, i=inv, P=P: map_threads(_embedding_from_cross, b, i, P,
+                                                                  True), 3)
             per_m[m] = (kern, gram, emb)
     (k1, g1, e1), (_, g2, _) = per_m[100], per_m[400]
     # g = a·n·m + b·n·m² at m = 100 and 400, solved for a and b.
@@ -129,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     from spectral_core import SpectralClustering, sample_landmarks
+    from spectral_core._blocks import local_threads, map_over_rows
+    from spectral_core._kernel_blocks import block_column_sums
     from spectral_core._kernels import make_kernel
-    from spectral_core._stages import block_column_sums, map_over_rows
-    from spectral_core._utils import local_threads
 
     dtype = np.dtype(args.dtype)
     cores = os.cpu_count() or 1

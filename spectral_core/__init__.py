@@ -5,70 +5,48 @@ folders of the pipeline)::
 
     sample_landmarks -> kernel_blocks -> eigendecompose -> embed -> assign_labels
 
-``spectral_core`` depends on numpy, scipy, scikit-learn and dask only, never on Prefect.
+Each stage is a function of arrays returning a small frozen result; the estimator chains them.
+Their block-level pieces, for running the stages one block at a time elsewhere (as the
+pipeline does), are in :mod:`spectral_core.blocks`. ``spectral_core`` depends on numpy, scipy,
+scikit-learn and dask only, never on Prefect.
 """
 
-from ._assign import ClusterQR, Discretize, assign_labels, make_assigner
-from ._estimator import STAGES, SpectralClustering, compute_context, stage_seeds
-from ._kernels import AFFINITIES, KERNEL_AFFINITIES, Kernel, make_kernel
-from ._stages import (
-    DegreeWeights,
-    EigenResult,
-    KernelSummary,
-    Landmarks,
-    block_column_sums,
-    block_embedding,
-    block_gram,
-    degree_weights,
-    eigendecompose,
-    embed,
-    embed_rows,
-    kernel_blocks,
-    landmark_normalizer,
-    prepare_landmark_kernel,
-    sample_landmarks,
-    summarize_kernel_blocks,
-)
-from ._utils import (
+from ._assign import ClusterQR, Discretize, assign_labels
+from ._eigen import EigenResult, eigendecompose
+from ._embed import embed
+from ._estimator import STAGES, SpectralClustering, stage_seeds
+from ._kernel_blocks import KeptKernel, KernelSummary, kernel_blocks
+from ._kernels import AFFINITIES, Kernel, make_kernel
+from ._landmarks import Landmarks, sample_landmarks
+from ._messages import (
     DegenerateKernelWarning,
     DegreeClippingWarning,
+    SolverFallbackWarning,
     ZeroEmbeddingWarning,
-    stage_timer,
 )
 
 __all__ = [
     "AFFINITIES",
-    "KERNEL_AFFINITIES",
     "STAGES",
     "ClusterQR",
     "DegenerateKernelWarning",
     "DegreeClippingWarning",
-    "DegreeWeights",
     "Discretize",
     "EigenResult",
+    "KeptKernel",
     "Kernel",
     "KernelSummary",
     "Landmarks",
+    "SolverFallbackWarning",
     "SpectralClustering",
     "ZeroEmbeddingWarning",
     "assign_labels",
-    "block_column_sums",
-    "block_embedding",
-    "block_gram",
-    "compute_context",
-    "degree_weights",
     "eigendecompose",
     "embed",
-    "embed_rows",
     "kernel_blocks",
-    "landmark_normalizer",
-    "make_assigner",
     "make_kernel",
-    "prepare_landmark_kernel",
     "sample_landmarks",
     "stage_seeds",
-    "stage_timer",
-    "summarize_kernel_blocks",
 ]
 
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 
-from ._utils import ZeroEmbeddingWarning
+from ._messages import ZeroEmbeddingWarning
 
 __all__ = ["ClusterQR", "Discretize", "assign_labels", "first_appearance_order", "make_assigner"]
 

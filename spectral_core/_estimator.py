@@ -16,17 +16,13 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from ._assign import assign_labels
+from ._blocks import as_blocks, local_threads
+from ._eigen import eigendecompose
+from ._embed import embed, embed_rows
+from ._kernel_blocks import kernel_blocks, kernel_cache_budget
 from ._kernels import make_kernel
-from ._stages import (
-    KernelCache,
-    eigendecompose,
-    embed,
-    embed_rows,
-    kernel_blocks,
-    kernel_cache_budget,
-    sample_landmarks,
-)
-from ._utils import as_blocks, local_threads, resolve_n_jobs, stage_timer
+from ._landmarks import sample_landmarks
+from ._utils import resolve_n_jobs, stage_timer
 from ._validation import (
     OWNER,
     check_array_input,
@@ -163,7 +159,10 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     Notes
     -----
     Cost: three passes over X, each O(n · m · d) for the kernel plus O(n · m · r) for the
-    Gram; the eigenproblems are m × m. Memory: O(block · m + m²); nothing n × m is stored.
+    Gram; the eigenproblems are m × m. Memory: O(block · m + m²) for dask input. For
+    in-memory input the n × m kernel C is kept between the passes when it fits the
+    ``spectral_core.kernel-cache`` budget (dask config; a quarter of RAM by default, 0 to
+    disable), so the kernel is evaluated once instead of three times.
 
     References
     ----------
@@ -281,20 +280,18 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                 )
             # In-memory data keeps C between the passes when it fits the budget (one kernel
             # evaluation instead of three); dask input is never gathered into the client.
-            cache = None if is_dask else KernelCache(kernel_cache_budget())
             with stage_timer("kernel_blocks", timings):
-                summary = kernel_blocks(Xb, landmarks, kernel, min_rank=p["n_clusters"],
-                                        cache=cache)
+                summary, kept = kernel_blocks(Xb, landmarks, kernel, min_rank=p["n_clusters"],
+                                              keep_budget=0 if is_dask else kernel_cache_budget())
             with stage_timer("eigendecompose", timings):
                 eigen = eigendecompose(
                     summary, p["n_clusters"], eigen_solver=p["eigen_solver"],
                     eigen_tol=p["eigen_tol"], random_state=seeds["eigendecompose"],
                 )
             with stage_timer("embed", timings):
-                U = embed(Xb, landmarks, kernel, summary, eigen, cache=cache)
+                U = embed(Xb, landmarks, kernel, summary, eigen, kept=kept)
+                del kept  # n·m values: not kept past the embedding
                 U = U.persist() if is_dask and p["persist_embedding"] else U
-                if cache is not None:
-                    cache.clear()
             with stage_timer("assign_labels", timings):
                 labels, model, mapping = assign_labels(
                     U, p["n_clusters"], assigner=p["assign_labels"], n_init=p["n_init"],
@@ -328,7 +325,7 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     # ----------------------------------------------------------------------------------------
     def transform(self, X):
-        """Embed new samples (DESIGN.md step 8): c = κ(x, L), u = (c/√(cᵀt)) P, normalized.
+        """Embed new samples: c = κ(x, L), u = (c/√(cᵀt)) P, row-normalized (out of sample).
 
         Parameters
         ----------

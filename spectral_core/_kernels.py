@@ -6,7 +6,7 @@ operations used by the stages:
 * ``kernel.cross(X_block, landmarks)`` -- the ``(n_block, m)`` block of C = κ(X, L), dense for
   kernels and sparse (CSR) for the ``'nearest_neighbors'`` landmark graph;
 * ``kernel.landmark_gram(landmarks)`` -- the small ``(m, m)`` matrix W = κ(L, L), or ``None`` for
-  the graph, whose normalizer comes from its column sums instead (see ``_stages``).
+  the graph, whose normalizer comes from its column sums instead (see ``_kernel_blocks``).
 
 A kernel is described by JSON-able fields (``affinity`` name and keyword ``params``) so that the
 pipeline can record it in checkpoint metadata; a user callable is the one exception.

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from ._kernels import AFFINITIES
+from ._messages import import_pyamg
 
 OWNER = "SpectralClustering"
 EIGEN_SOLVERS = (None, "arpack", "lobpcg", "amg")
@@ -66,13 +67,7 @@ def check_params(est) -> dict[str, Any]:
                                 est.eigen_solver))
     p["eigen_solver"] = est.eigen_solver
     if est.eigen_solver == "amg":
-        try:
-            import pyamg  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(
-                "eigen_solver='amg' needs pyamg, which is not installed. Install the 'amg' "
-                "extra: pip install 'spectral-pipeline[amg]'."
-            ) from exc
+        import_pyamg()
     if isinstance(est.n_init, str):
         if est.n_init != "auto":
             raise ValueError(_param("n_init", "'auto' or an int >= 1", est.n_init))

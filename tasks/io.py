@@ -13,7 +13,6 @@ from __future__ import annotations
 import glob as globlib
 import hashlib
 import json
-import logging
 import os
 import uuid
 import warnings
@@ -24,8 +23,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-logger = logging.getLogger(__name__)
 
 #: Bumped whenever the layout or meaning of checkpoint files changes.
 FORMAT_VERSION = 1

@@ -16,13 +16,10 @@ dependencies" (docs/architecture.md, "Sharing objects with the parts").
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from threadpoolctl import threadpool_limits
-
-logger = logging.getLogger(__name__)
 
 _BLAS_LIMITED = False
 

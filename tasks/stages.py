@@ -28,6 +28,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 import spectral_core as sc
+from spectral_core import blocks
 
 from . import faults
 from .io import (
@@ -96,15 +97,15 @@ def _reuse_or_start(job: dict[str, Any], stage: str) -> dict[str, Any] | None:
     """The stage's reference if its checkpoint is complete (nothing to do), else None."""
     done = read_marker(job, stage)
     if done:
-        sc._utils.logger.info("%s: reused checkpoint %s", stage, job["keys"][stage])
+        get_run_logger().info("%s: reused checkpoint %s", stage, job["keys"][stage])
     else:
-        sc._utils.logger.info("%s: started (key %s)", stage, job["keys"][stage])
+        get_run_logger().info("%s: started (key %s)", stage, job["keys"][stage])
     return done
 
 
 def _finish(job: dict[str, Any], stage: str, ref: dict[str, Any], start: float) -> dict[str, Any]:
-    sc._utils.logger.info("%s: done in %.3f s (key %s)", stage, time.perf_counter() - start,
-                          job["keys"][stage])
+    get_run_logger().info("%s: done in %.3f s (key %s)", stage,
+                          time.perf_counter() - start, job["keys"][stage])
     ref = {"stage": stage, "key": job["keys"][stage], "seconds": time.perf_counter() - start,
            "flow_run_id": job.get("flow_run_id"), **ref}
     write_text_atomic(stage_dir(job, stage) / "_SUCCESS.json", json.dumps(ref))
@@ -282,7 +283,7 @@ def _column_sums_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks,
                       kernel: sc.Kernel, out: str, key: str) -> np.ndarray:
     faults.before_part("kernel_blocks")
     one_blas_thread()
-    s = sc.block_column_sums(read_block(plan, block), landmarks, kernel)
+    s = blocks.block_column_sums(read_block(plan, block), landmarks, kernel)
     write_arrays(Path(out) / f"part-{block.index:06d}.parquet", {"s": s},
                  stage="kernel_blocks", key=key, block=block.index)
     faults.after_part("kernel_blocks")
@@ -290,10 +291,10 @@ def _column_sums_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks,
 
 
 def _gram_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks, kernel: sc.Kernel,
-               weights: sc.DegreeWeights, out: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+               weights: blocks.DegreeWeights, out: str, key: str) -> tuple[np.ndarray, np.ndarray]:
     faults.before_part("kernel_blocks")
     one_blas_thread()
-    gram, stats = sc.block_gram(read_block(plan, block), landmarks, kernel,
+    gram, stats = blocks.block_gram(read_block(plan, block), landmarks, kernel,
                                 weights.degree_weights, weights.degree_floor,
                                 weights.normalizer, weights.diagonal)
     write_arrays(Path(out) / f"part-{block.index:06d}.parquet", {"gram": gram},
@@ -328,7 +329,7 @@ def kernel_blocks(job: dict[str, Any], landmarks_ref: dict[str, Any]) -> dict[st
     computed = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prepared = sc.prepare_landmark_kernel(landmarks, kernel, dtype=_dtype(job),
+        prepared = blocks.prepare_landmark_kernel(landmarks, kernel, dtype=_dtype(job),
                                               min_rank=p["n_clusters"])
         have, todo = _resume_parts(folder / "pass1", plan, key, stage)
         new = fan_out(_column_sums_part, todo, plan, landmarks, kernel,
@@ -337,8 +338,8 @@ def kernel_blocks(job: dict[str, Any], landmarks_ref: dict[str, Any]) -> dict[st
         computed += len(todo)
         sums = {b.index: s for b, s in zip(todo, new, strict=True)}
         sums.update({i: a["s"] for i, (a, _) in have.items()})
-        s = sc._utils.sum_in_order([sums[b.index] for b in plan.blocks])
-        weights = sc.degree_weights(s, prepared, kernel, n_samples=plan.n_rows,
+        s = blocks.sum_in_order([sums[b.index] for b in plan.blocks])
+        weights = blocks.degree_weights(s, prepared, kernel, n_samples=plan.n_rows,
                                     dtype=_dtype(job), min_rank=p["n_clusters"])
         write_arrays(folder / "weights.parquet",
                      {"S": weights.normalizer, "t": weights.degree_weights, "s": s,
@@ -354,7 +355,7 @@ def kernel_blocks(job: dict[str, Any], landmarks_ref: dict[str, Any]) -> dict[st
         parts = {b.index: g for b, g in zip(todo, new, strict=True)}
         parts.update({i: (a["gram"], np.asarray(m["stats"])) for i, (a, m) in have.items()})
         ordered = [parts[b.index] for b in plan.blocks]
-        summary = sc.summarize_kernel_blocks(weights, [g for g, _ in ordered],
+        summary = blocks.summarize_kernel_blocks(weights, [g for g, _ in ordered],
                                              [st for _, st in ordered], kernel,
                                              n_samples=plan.n_rows)
     _log_warnings(caught)
@@ -426,7 +427,7 @@ def _embed_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks, kernel
                 summary: sc.KernelSummary, eigen: sc.EigenResult, out: str, key: str) -> int:
     faults.before_part("embed")
     one_blas_thread()
-    U = sc.block_embedding(read_block(plan, block), landmarks, kernel, summary.degree_weights,
+    U = blocks.block_embedding(read_block(plan, block), landmarks, kernel, summary.degree_weights,
                            summary.degree_floor, eigen.projection)
     write_arrays(Path(out) / f"part-{block.index:06d}.parquet", {"u": U},
                  stage="embed", key=key, block=block.index)

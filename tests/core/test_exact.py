@@ -42,7 +42,7 @@ def test_embedding_spans_dense_eigenvectors(small_groups, affinity, params, posi
     k = 3
     kernel = make_kernel(affinity, **params)
     landmarks = _all_rows(X)
-    summary = kernel_blocks(X, landmarks, kernel, min_rank=k)
+    summary, _ = kernel_blocks(X, landmarks, kernel, min_rank=k)
     eigen = eigendecompose(summary, k, eigen_solver=eigen_solver, eigen_tol=1e-12,
                            random_state=0)
     U = embed(X, landmarks, kernel, summary, eigen, normalize=False)
@@ -59,8 +59,8 @@ def test_embedding_blocks_do_not_change_result(small_groups):
 
     kernel = make_kernel("rbf", gamma=0.2)
     landmarks = _all_rows(small_groups)
-    one = kernel_blocks(small_groups, landmarks, kernel)
-    many = kernel_blocks(da.from_array(small_groups, chunks=(7, 3)), landmarks, kernel)
+    one, _ = kernel_blocks(small_groups, landmarks, kernel)
+    many, _ = kernel_blocks(da.from_array(small_groups, chunks=(7, 3)), landmarks, kernel)
     np.testing.assert_allclose(one.gram, many.gram, rtol=1e-10, atol=1e-12)
     e1 = eigendecompose(one, 3)
     U1 = embed(small_groups, landmarks, kernel, one, e1)
@@ -75,7 +75,7 @@ def test_landmark_graph_is_exact_bipartite_spectral_clustering(small_groups):
     k = 3
     landmarks = sample_landmarks(small_groups, 30, random_state=0)
     kernel = make_kernel("nearest_neighbors", n_neighbors=4)
-    summary = kernel_blocks(small_groups, landmarks, kernel, min_rank=k)
+    summary, _ = kernel_blocks(small_groups, landmarks, kernel, min_rank=k)
     eigen = eigendecompose(summary, k)
     U = embed(small_groups, landmarks, kernel, summary, eigen, normalize=False)
     Z = kernel.cross(small_groups, landmarks).toarray()

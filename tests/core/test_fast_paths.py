@@ -8,7 +8,13 @@ from scipy import linalg
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.pairwise import rbf_kernel
 
-from spectral_core import SpectralClustering, _assign, _stages
+from spectral_core import (
+    SpectralClustering,
+    _assign,
+    _kernel_blocks,
+    kernel_blocks,
+    sample_landmarks,
+)
 from spectral_core._kernels import rbf_cross, squared_distances
 
 
@@ -47,7 +53,7 @@ def _fit(X, cache, **kw):
     {"affinity": "laplacian", "gamma": 0.1},
 ])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_kernel_cache_gives_the_uncached_result(three_blobs, kw, dtype):
+def test_kept_kernel_gives_the_result_without_it(three_blobs, kw, dtype):
     X, y = three_blobs
     X = X.astype(dtype)
     cached, uncached = _fit(X, "1GiB", **kw), _fit(X, 0, **kw)
@@ -62,18 +68,20 @@ def test_kernel_cache_gives_the_uncached_result(three_blobs, kw, dtype):
     assert adjusted_rand_score(y, cached.labels_) == 1.0
 
 
-def test_cache_budget_is_respected(three_blobs):
+def test_kept_kernel_budget_is_respected(three_blobs):
     X, _ = three_blobs
-    landmarks = _stages.sample_landmarks(X, 60, random_state=0)
+    landmarks = sample_landmarks(X, 60, random_state=0)
     from spectral_core._kernels import make_kernel
 
     kernel = make_kernel("rbf", gamma=0.2)
     need = X.shape[0] * 60 * 8
-    assert _stages.KernelCache(need).admits(X, landmarks, kernel)
-    assert not _stages.KernelCache(need - 1).admits(X, landmarks, kernel)
-    cache = _stages.KernelCache(need - 1)
-    _stages.kernel_blocks(X, landmarks, kernel, cache=cache)
-    assert cache.blocks is None and cache.inv_sqrt_degrees is None
+    assert _kernel_blocks.kept_kernel_bytes(X, landmarks, kernel) == need
+    summary, kept = kernel_blocks(X, landmarks, kernel, keep_budget=need)
+    assert [C.shape for C in kept.blocks] == [(X.shape[0], 60)]
+    assert sum(inv.size for inv in kept.inv_sqrt_degrees) == X.shape[0]
+    again, nothing = kernel_blocks(X, landmarks, kernel, keep_budget=need - 1)
+    assert nothing is None
+    np.testing.assert_allclose(again.gram, summary.gram, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("cond", ["well", "ill"])
@@ -85,9 +93,9 @@ def test_both_gram_routes_equal_the_dense_gram(cond):
     V = linalg.qr(rng.randn(40, 40))[0]
     S = V / np.sqrt(lam)
     col = np.linalg.norm(S, axis=0)
-    assert ((col.max() / col.min()) ** 2 <= _stages._SANDWICH_MAX_COND) == (cond == "well")
+    assert ((col.max() / col.min()) ** 2 <= _kernel_blocks._SANDWICH_MAX_COND) == (cond == "well")
     t = rng.rand(40)
-    gram, stats, inv = _stages._gram_from_cross(C.copy(), t, 1e-12, S, False)
+    gram, stats, inv = _kernel_blocks._gram_from_cross(C.copy(), t, 1e-12, S, False)
     F = (C / np.sqrt(C @ t)[:, None]) @ S
     ref = F.T @ F
     np.testing.assert_allclose(gram, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from spectral_core import (
-    KERNEL_AFFINITIES,
+    AFFINITIES,
     DegenerateKernelWarning,
     DegreeClippingWarning,
     SpectralClustering,
 )
 
 
-@pytest.mark.parametrize("affinity", [*KERNEL_AFFINITIES, "nearest_neighbors"])
+@pytest.mark.parametrize("affinity", [a for a in AFFINITIES if a != "precomputed"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_every_affinity_gives_finite_orthonormal_embedding(three_blobs, affinity, dtype):
     X, _ = three_blobs

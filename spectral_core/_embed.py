@@ -1,0 +1,107 @@
+"""Stage ``embed``: the spectral embedding U = D^{-1/2} C P of every row (the third pass)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from ._blocks import as_blocks, map_blocks_delayed, map_over_rows, map_threads, row_chunks
+from ._eigen import EigenResult
+from ._kernel_blocks import KeptKernel, KernelSummary, degrees, inv_sqrt_degrees
+from ._kernels import Kernel, _result_dtype
+from ._landmarks import Landmarks
+
+
+def block_embedding(
+    X_block: np.ndarray,
+    landmarks: Landmarks,
+    kernel: Kernel,
+    degree_weights: np.ndarray,
+    degree_floor: float,
+    projection: np.ndarray,
+    normalize: bool = True,
+) -> np.ndarray:
+    """Pass 3 for one block: U = D^{-1/2} C P, rows scaled to unit length if ``normalize``.
+
+    A row with no affinity to any landmark embeds to zero and stays zero (never NaN).
+    """
+    parts = []
+    for chunk in row_chunks(X_block, landmarks):
+        C = kernel.cross(chunk, landmarks)  # (rows, m)
+        inv_sqrt_d = inv_sqrt_degrees(degrees(C, degree_weights), degree_floor).astype(C.dtype)
+        parts.append(_embedding_from_cross(C, inv_sqrt_d, projection, normalize))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _embedding_from_cross(C, inv_sqrt_d, projection, normalize):
+    """U = D^{-1/2} C P from a block's C and its 1/√d, rows normalized if ``normalize``."""
+    U = np.asarray(C @ projection.astype(C.dtype)) * inv_sqrt_d[:, None]  # (n_block, k)
+    if normalize:
+        norms = np.linalg.norm(U, axis=1, keepdims=True)
+        U = np.divide(U, norms, out=np.zeros_like(U), where=norms > 0)
+    return U
+
+
+def embed(
+    X: Any,
+    landmarks: Landmarks,
+    kernel: Kernel,
+    summary: KernelSummary,
+    eigen: EigenResult,
+    *,
+    normalize: bool = True,
+    kept: KeptKernel | None = None,
+) -> Any:
+    """Stage 4: the spectral embedding of every row, (n, k).
+
+    Parameters
+    ----------
+    X : ndarray or dask array of shape (n, d)
+    landmarks, kernel, summary, eigen
+        Results of the previous stages.
+    normalize : bool
+        Scale rows to unit length (Ng, Jordan & Weiss 2001). With ``False`` the columns are
+        orthonormal: the top-k eigenvectors of the approximated normalized affinity.
+    kept : KeptKernel, optional
+        What :func:`kernel_blocks` kept for this same X: its blocks of C and degrees are used
+        instead of evaluating the kernel again.
+
+    Returns
+    -------
+    ndarray or dask array of shape (n, k)
+        A lazy dask array for dask input (compute or persist it once), numpy for numpy input.
+    """
+    if kept is not None:
+        return np.concatenate(map_threads(_embedding_from_cross, kept.blocks,
+                                          kept.inv_sqrt_degrees, eigen.projection, normalize))
+    return embed_rows(
+        X, landmarks, kernel, summary.degree_weights, summary.degree_floor, eigen.projection,
+        normalize=normalize,
+    )
+
+
+def embed_rows(
+    X: Any,
+    landmarks: Landmarks,
+    kernel: Kernel,
+    degree_weights: np.ndarray,
+    degree_floor: float,
+    projection: np.ndarray,
+    *,
+    normalize: bool = True,
+) -> Any:
+    """:func:`embed` from the arrays it needs; also embeds new rows (out-of-sample)."""
+    args = (kernel, degree_weights, degree_floor, projection, normalize)
+    if not isinstance(X, da.Array):
+        return np.concatenate(map_over_rows(block_embedding, X, landmarks, *args))
+    Xb = as_blocks(X)
+    k = projection.shape[1]
+    dtype = _result_dtype(Xb)
+    parts = map_blocks_delayed(block_embedding, Xb, landmarks, *args)
+    return da.concatenate(
+        [da.from_delayed(p, shape=(nb, k), dtype=dtype)
+         for p, nb in zip(parts, Xb.chunks[0], strict=True)],
+        axis=0,
+    )
