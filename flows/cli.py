@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import time
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -64,40 +65,83 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_flag(group, name: str, field, *, dest: str) -> None:
     flag = "--" + name.replace("_", "-")
-    annotation = field.annotation
     default = field.get_default(call_default_factory=True)
     helptext = (field.description or "") + f" (default: {default!r})"
     kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": helptext}
-    args = typing.get_args(annotation)
-    literals = [a for a in _flatten_literals(annotation)]
-    if annotation is bool:
+    types, literals = _flatten(field.annotation)
+    if types == {bool}:
         group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         return
-    if literals:
-        kwargs["choices"] = [str(v) for v in literals if v is not None]
-        kwargs["type"] = str
-    elif dict in (annotation, *[typing.get_origin(a) for a in args]) or \
-            typing.get_origin(annotation) is dict or any(typing.get_origin(a) is dict
-                                                        for a in args):
-        kwargs["type"] = json.loads
-        kwargs["metavar"] = "JSON"
-    elif any(typing.get_origin(a) is list for a in (annotation, *args)):
-        kwargs["type"] = lambda s: [c for c in s.split(",") if c]
-        kwargs["metavar"] = "A,B,..."
-    elif annotation is int or int in args:
-        kwargs["type"] = int
-    elif annotation is float:
-        kwargs["type"] = float
+    kwargs["type"] = _converter(types, literals)
+    shown = [str(v) for v in literals] + [_TYPE_WORDS[t] for t in (int, float, dict, list, str)
+                                          if t in types]
+    kwargs["metavar"] = ("{" + ",".join(shown) + "}") if not types - {type(None)} else \
+        "|".join(shown)
+    if type(None) in types:
+        kwargs["help"] += "; an empty value ('') means None"
     group.add_argument(flag, **kwargs)
 
 
-def _flatten_literals(annotation) -> list[Any]:
-    if typing.get_origin(annotation) is typing.Literal:
-        return list(typing.get_args(annotation))
-    out: list[Any] = []
-    for a in typing.get_args(annotation):
-        out += _flatten_literals(a)
-    return out
+_TYPE_WORDS = {int: "INT", float: "FLOAT", str: "TEXT", dict: "JSON", list: "A,B,..."}
+
+
+def _flatten(annotation) -> tuple[set[Any], list[Any]]:
+    """The base types and the literal values an annotation accepts (through Union,
+    Optional, Annotated and Literal)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _flatten(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        return set(), list(typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        kinds: set[Any] = set()
+        literals: list[Any] = []
+        for a in typing.get_args(annotation):
+            k, lit = _flatten(a)
+            kinds |= k
+            literals += lit
+        return kinds, literals
+    if annotation is None or annotation is type(None):
+        return {type(None)}, []
+    return {origin or annotation}, []
+
+
+def _converter(kinds: set[Any], literals: list[Any]):
+    """Text from the command line to a value of one of ``kinds`` or ``literals``, or a
+    one-line ``ArgumentTypeError`` that says what was expected."""
+    def convert(text: str) -> Any:
+        if text == "" and type(None) in kinds:
+            return None
+        for literal in literals:
+            if text == str(literal):
+                return literal
+        for kind in (int, float):
+            if kind in kinds:
+                try:
+                    return kind(text)
+                except ValueError:
+                    pass
+        if dict in kinds:
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(f"{text!r} is not valid JSON ({exc.msg} at "
+                                                 f"character {exc.pos})") from None
+            if not isinstance(value, dict):
+                raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object")
+            return value
+        if list in kinds:
+            return [c for c in text.split(",") if c]
+        if str in kinds:
+            return text
+        expected = [repr(v) for v in literals] + [
+            {int: "an int", float: "a number", type(None): "'' for None"}[k]
+            for k in (int, float, type(None)) if k in kinds]
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not " + (expected[0] if len(expected) == 1 else
+                                   ", ".join(expected[:-1]) + " or " + expected[-1]))
+    convert.__name__ = "value"  # argparse names the converter in some messages
+    return convert
 
 
 def _params_from_args(args: argparse.Namespace, **extra: Any):
@@ -110,8 +154,6 @@ def _params_from_args(args: argparse.Namespace, **extra: Any):
             dask[key[5:]] = value
         elif key not in ("command", "func"):
             values[key] = value
-    if values.get("n_init") not in (None, "auto"):
-        values["n_init"] = int(values["n_init"])
     values.update(extra)
     if dask:
         values["dask"] = dask

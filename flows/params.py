@@ -1,21 +1,21 @@
 """The flow's parameters: one pydantic model, rendered by the Prefect UI as a validated form.
 
-Estimator parameters keep the names and defaults of ``spectral_core.SpectralClustering``
-(itself dask-ml's signature); bounds and enumerations let the server reject a bad parameter
-before a run starts.
+The estimator's parameters are generated from ``spectral_core.params.PARAMETERS``, the table
+the estimator itself validates with: the same names, defaults, types, bounds and choices (the
+JSON-able ones: a callable affinity or a clusterer instance cannot travel as a run
+parameter). Bounds and enumerations in the schema let the server reject a bad value before a
+run exists; the rules between parameters are the estimator's own checks, run when the model
+is built, with the estimator's messages.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-Affinity = Literal[
-    "rbf", "nearest_neighbors", "laplacian", "cosine", "linear", "poly", "polynomial",
-    "sigmoid", "chi2", "additive_chi2", "precomputed",
-]
+from spectral_core.params import PARAMETERS, Param, validate_params
 
 
 class DaskOptions(BaseModel):
@@ -35,12 +35,11 @@ class DaskOptions(BaseModel):
         "server; the CLI starts a temporary one when none is configured).")
 
 
-class SpectralParams(BaseModel):
-    """Parameters of one spectral-clustering run."""
+class _RunParams(BaseModel):
+    """The data side of a run: where it reads and writes, and how it cuts the work."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # ---- data -------------------------------------------------------------------------------
     input: str = Field(..., description="A Parquet file, a directory of Parquet files, or a "
                        "glob such as data/*.parquet.")
     output_dir: str = Field("spectral-output", description="Where labels.parquet, "
@@ -54,57 +53,57 @@ class SpectralParams(BaseModel):
                                   "row id; default: the row number, as 'row'.")
     block_size: int = Field(65_536, ge=1, description="Rows per block of work (consecutive "
                             "Parquet row groups are grouped up to this many rows).")
-    # ---- estimator (names and defaults of SpectralClustering) -------------------------------
-    n_clusters: int = Field(8, ge=1, description="Number of clusters (≤ n_components).")
-    eigen_solver: Literal["arpack", "lobpcg", "amg"] | None = Field(
-        None, description="Solver for the small eigenproblem; empty for dense LAPACK.")
-    random_state: int | None = Field(
-        None, ge=0, description="Seed. Empty: a seed derived from the input's fingerprint, "
-        "so reruns on the same data resume and agree.")
-    n_init: int | Literal["auto"] = Field("auto", description="KMeans initialisations.")
-    gamma: float = Field(1.0, gt=0, description="Kernel coefficient (not used by "
-                         "nearest_neighbors).")
-    affinity: Affinity = Field("rbf", description="Kernel, or 'nearest_neighbors' for the "
-                               "landmark graph (recommended).")
-    n_neighbors: int = Field(10, ge=1, description="Landmarks per sample for "
-                             "nearest_neighbors.")
-    eigen_tol: float = Field(0.0, ge=0, description="Tolerance of iterative eigensolvers; 0: "
-                             "the solver's default.")
-    assign_labels: Literal["kmeans", "sklearn-kmeans", "discretize", "cluster_qr"] = Field(
-        "kmeans", description="How the embedding becomes labels.")
-    degree: float = Field(3, ge=0, description="Degree of the poly kernel.")
-    coef0: float = Field(1, description="Zero coefficient of the poly and sigmoid kernels.")
-    kernel_params: dict[str, Any] | None = Field(None, description="Extra kernel keywords.")
-    n_jobs: int | None = Field(1, description="Kept for parity with the estimator; in the "
-                               "flow, parallelism is the Dask cluster's.")
-    n_components: int = Field(100, ge=1, description="Number of landmarks.")
-    persist_embedding: bool = Field(False, description="Also write embedding.parquet.")
-    kmeans_params: dict[str, Any] | None = Field(None, description="Extra KMeans parameters.")
-    landmarks: Literal["random", "kmeans"] = Field("random", description="Landmark choice.")
-    # ---- execution --------------------------------------------------------------------------
-    dask: DaskOptions = Field(default_factory=DaskOptions, description="Dask cluster options.")
-
-    @field_validator("n_jobs")
-    @classmethod
-    def _n_jobs_nonzero(cls, v: int | None) -> int | None:
-        if v == 0:
-            raise ValueError("n_jobs must be != 0 (-1 for all cores) or None")
-        return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> SpectralParams:
-        if self.n_clusters > self.n_components:
-            raise ValueError(f"n_clusters={self.n_clusters} must be ≤ n_components="
-                             f"{self.n_components}")
-        if self.affinity == "nearest_neighbors" and self.n_neighbors > self.n_components:
-            raise ValueError(f"n_neighbors={self.n_neighbors} must be ≤ n_components="
-                             f"{self.n_components}")
-        if self.landmarks == "kmeans" and self.affinity == "precomputed":
-            raise ValueError("landmarks='kmeans' cannot be used with affinity='precomputed'")
+    def _estimator_rules(self):
+        validate_params(self.estimator_params())  # the estimator's own checks and messages
         return self
 
     def estimator_params(self) -> dict[str, Any]:
         """The keyword arguments of the equivalent ``SpectralClustering``."""
-        from spectral_core import SpectralClustering
+        return {name: getattr(self, name) for name in PARAMETERS}
 
-        return {n: getattr(self, n) for n in SpectralClustering._get_param_names()}
+
+#: What a parameter means in the pipeline, where that differs from the estimator.
+_PIPELINE_DOCS = {
+    "random_state": "Seed. Empty: a seed derived from the input's fingerprint, so reruns on "
+                    "the same data resume and agree.",
+    "n_jobs": "Kept for parity with the estimator; in the flow, parallelism is the Dask "
+              "cluster's.",
+    "persist_embedding": "Also write embedding.parquet.",
+}
+
+
+def _field(name: str, spec: Param) -> tuple[Any, Any]:
+    """The model field for one estimator parameter: its JSON-able types, bounds and default."""
+    options: list[Any] = []
+    if "str" in spec.kinds:
+        options.append(Literal[spec.choices])
+    number = {"int": int, "real": float}
+    for kind in ("int", "real"):
+        if kind in spec.kinds:
+            bounds: dict[str, Any] = {}
+            if spec.low is not None:
+                bounds["gt" if spec.low_open else "ge"] = spec.low
+            if spec.high is not None and not isinstance(spec.high, str):
+                bounds["le"] = spec.high
+            options.append(Annotated[number[kind], Field(**bounds)] if bounds else number[kind])
+            break  # an int parameter is not also offered as a float
+    if "bool" in spec.kinds:
+        options.append(bool)
+    if "dict" in spec.kinds:
+        options.append(dict[str, Any])
+    if "none" in spec.kinds:
+        options.append(None)
+    annotation = options[0] if len(options) == 1 else Union[tuple(options)]  # noqa: UP007
+    return annotation, Field(spec.default, description=_PIPELINE_DOCS.get(name, spec.doc))
+
+
+SpectralParams = create_model(
+    "SpectralParams",
+    __base__=_RunParams,
+    __doc__="Parameters of one spectral-clustering run.",
+    __module__=__name__,
+    **{name: _field(name, spec) for name, spec in PARAMETERS.items()},
+    dask=(DaskOptions, Field(default_factory=DaskOptions, description="Dask cluster options.")),
+)

@@ -60,21 +60,23 @@ class Discretize(ClusterMixin, BaseEstimator):
 
     Alternates between the nearest indicator matrix Y = onehot(argmax Ũ R) and the orthogonal
     rotation R that best maps the row-normalized embedding Ũ onto it (an SVD of ŨᵀY), until the
-    objective stops improving. R is kept so that ``predict`` labels new samples.
+    objective stops improving. R is kept so that ``predict`` labels new samples. When an SVD
+    does not converge, it starts again from another random sample, at most
+    ``max_svd_restarts`` times (scikit-learn's name for the same thing).
     """
 
-    def __init__(self, n_clusters: int = 8, max_iter: int = 30, n_restarts: int = 30,
+    def __init__(self, n_clusters: int = 8, max_iter: int = 30, max_svd_restarts: int = 30,
                  random_state=None):
         self.n_clusters = n_clusters
         self.max_iter = max_iter
-        self.n_restarts = n_restarts
+        self.max_svd_restarts = max_svd_restarts
         self.random_state = random_state
 
     def fit(self, X, y=None):
         U = _row_normalize(np.asarray(X, dtype=np.float64))
         n, k = U.shape
         rng = check_random_state(self.random_state)
-        for _ in range(self.n_restarts):
+        for _ in range(self.max_svd_restarts):
             # Initial rotation: start at a random sample, then add the sample least aligned
             # with those picked so far (Yu & Shi's greedy orthogonal initialisation).
             R = np.zeros((k, k))
@@ -122,7 +124,9 @@ def make_assigner(
     params = dict(kmeans_params or {})
     if isinstance(assign_labels, str):
         if assign_labels in ("kmeans", "sklearn-kmeans"):
-            return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state, **params)
+            # kmeans_params may override what the estimator sets (as in dask-ml).
+            return KMeans(**{"n_clusters": n_clusters, "n_init": n_init,
+                             "random_state": random_state, **params})
         if assign_labels == "discretize":
             return Discretize(n_clusters=n_clusters, random_state=random_state)
         if assign_labels == "cluster_qr":
@@ -145,7 +149,7 @@ def assign_labels(
     n_init: int | str = "auto",
     kmeans_params: dict[str, Any] | None = None,
     random_state: int | np.random.RandomState | None = None,
-) -> tuple[np.ndarray, BaseEstimator]:
+) -> tuple[np.ndarray, BaseEstimator, _OffsetMap]:
     """Stage 5: cluster the (n, k) embedding.
 
     Parameters
@@ -169,6 +173,14 @@ def assign_labels(
         The fitted clusterer.
     mapping : mapping
         ``mapping[fitted.predict(U)]`` labels new rows consistently with ``labels``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> U = np.repeat(np.eye(3), 4, axis=0)[::-1]  # three tight clusters, last one first
+    >>> labels, model, mapping = assign_labels(U, 3, random_state=0)
+    >>> labels.tolist()
+    [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
     """
     U = embedding.compute() if isinstance(embedding, da.Array) else np.asarray(embedding)
     zero = int(np.count_nonzero(~U.any(axis=1)))

@@ -45,7 +45,7 @@ def map_blocks_delayed(
     Large constant arguments (landmarks, normalizers) are wrapped in one delayed each, so the
     graph stores them once instead of once per block.
     """
-    shared = [dask.delayed(a, pure=True) if _is_shared(a) else a for a in args]
+    shared = [dask.delayed(a, pure=True) if _delayed_once(a) else a for a in args]
     call = dask.delayed(func, pure=True)
     return [call(block, *shared) for block in X.to_delayed().ravel()]
 
@@ -90,7 +90,7 @@ def map_threads(func: Callable[..., Any], *args: Any) -> list[Any]:
         return list(pool.map(one, range(n)))
 
 
-def _is_shared(a: Any) -> bool:
+def _delayed_once(a: Any) -> bool:
     """Scalars and strings go into each task as they are; anything else once per graph."""
     return not isinstance(a, (int, float, bool, str, type(None)))
 

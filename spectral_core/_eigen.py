@@ -58,6 +58,17 @@ def eigendecompose(
     Returns
     -------
     EigenResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import kernel_blocks, make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L = sample_landmarks(X, 30, random_state=0)
+    >>> summary, _ = kernel_blocks(X, L, make_kernel("rbf", gamma=0.5))
+    >>> eigen = eigendecompose(summary, 3)
+    >>> eigen.projection.shape, bool(abs(eigen.eigenvalues[0] - 1) < 1e-6)
+    ((30, 3), True)
     """
     G = summary.gram
     r, k = G.shape[0], n_clusters

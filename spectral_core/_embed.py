@@ -72,6 +72,18 @@ def embed(
     -------
     ndarray or dask array of shape (n, k)
         A lazy dask array for dask input (compute or persist it once), numpy for numpy input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import eigendecompose, kernel_blocks, make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> kernel = make_kernel("rbf", gamma=0.5)
+    >>> L = sample_landmarks(X, 30, random_state=0)
+    >>> summary, kept = kernel_blocks(X, L, kernel)
+    >>> U = embed(X, L, kernel, summary, eigendecompose(summary, 3), normalize=False)
+    >>> U.shape, bool(np.allclose(U.T @ U, np.eye(3)))
+    ((300, 3), True)
     """
     if kept is not None:
         return np.concatenate(map_threads(_embedding_from_cross, kept.blocks,

@@ -26,7 +26,10 @@ from ._utils import resolve_n_jobs, stage_timer
 from ._validation import (
     OWNER,
     check_array_input,
+    check_n_samples,
+    check_nonnegative,
     check_params,
+    check_precomputed_shape,
     data_stats,
     finite_error,
 )
@@ -94,20 +97,23 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         Seeds the landmark choice, the iterative eigensolvers and the label assignment.
     n_init : 'auto' or int, default='auto'
         Number of KMeans initialisations (``assign_labels='kmeans'`` only).
-    gamma : float, default=1.0
+    gamma : float or None, default=1.0
         Kernel coefficient for 'rbf', 'laplacian', 'chi2', 'poly', 'polynomial', 'sigmoid'.
+        None: the kernel's own default, as in scikit-learn (1 / n_features; 1.0 for chi2).
         Ignored by 'nearest_neighbors', whose bandwidths come from the data.
     affinity : str or callable, default='rbf'
         Any kernel of :data:`sklearn.metrics.pairwise.PAIRWISE_KERNEL_FUNCTIONS`;
         'nearest_neighbors' (each sample linked to its ``n_neighbors`` nearest landmarks with
         Gaussian weights: the landmark bipartite graph of Chen & Cai 2011, usually the most
         accurate choice); 'precomputed' (X is the n × n affinity, only its landmark columns
-        are read); or a callable ``f(X, Y, **kw) -> (n_x, n_y)`` given the keywords its
-        signature names among gamma, degree, coef0 and ``kernel_params``.
+        are read); or a callable ``f(X, Y, **kw) -> (n_x, n_y)``, given gamma, degree and
+        coef0 (those its signature names, or all three if it takes ``**kwargs``) and
+        ``kernel_params``.
     n_neighbors : int, default=10
         Landmarks each sample links to, for ``affinity='nearest_neighbors'``.
-    eigen_tol : float, default=0.0
-        Stopping tolerance of 'arpack', 'lobpcg' and 'amg'; 0 means the solver's default.
+    eigen_tol : float or 'auto', default=0.0
+        Stopping tolerance of 'arpack', 'lobpcg' and 'amg'; 0 or 'auto' means the solver's
+        default.
     assign_labels : {'kmeans', 'sklearn-kmeans', 'discretize', 'cluster_qr'} or estimator
         How the embedding becomes labels: scikit-learn KMeans ('sklearn-kmeans' is an alias
         kept for dask-ml compatibility), Yu & Shi's discretization, Damle et al.'s QR
@@ -128,7 +134,9 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         Keep the row-normalized (n, n_clusters) embedding as ``embedding_`` (persisted in
         dask memory for dask input). Without it the embedding is still computed only once.
     kmeans_params : dict or None, default=None
-        Extra parameters for the KMeans (or the given clusterer) that assigns labels.
+        Extra parameters for the KMeans (or the given clusterer) that assigns labels; they
+        take precedence over what the estimator sets (``n_clusters``, ``n_init``,
+        ``random_state``), as in dask-ml.
     landmarks : {'random', 'kmeans'}, default='random'
         'random': distinct rows of X drawn uniformly (dask-ml's choice); 'kmeans': centres of
         a short k-means on a sample of 10 · n_components rows, which gives better landmarks
@@ -237,34 +245,22 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
+        # Every check that needs no pass over the data comes first: parameters, the kernel's
+        # keywords, then the shape. Only then the one pass that finds NaN and the minimum.
         p = check_params(self)
         names = _feature_names(X)
         X = check_array_input(X)
         n, d = X.shape
-        finite, low = data_stats(X)
-        if not finite:
-            raise finite_error(X)
-        if n <= p["n_components"]:
-            raise ValueError(
-                f"The 'n_components' parameter of {OWNER} must be < n_samples={n} (it is the "
-                f"number of landmark rows). Got {p['n_components']!r} instead."
-            )
-        if p["affinity"] == "precomputed" and n != d:
-            raise ValueError(
-                f"X passed to {OWNER} with affinity='precomputed' must be a square (n_samples, "
-                f"n_samples) affinity matrix. Got shape {(n, d)} instead."
-            )
-        if low < 0 and p["affinity"] in ("precomputed", "chi2", "additive_chi2"):
-            what = "affinity matrix" if p["affinity"] == "precomputed" else "data"
-            raise ValueError(
-                f"X passed to {OWNER} with affinity={p['affinity']!r} must be non-negative "
-                f"(a negative {what} entry makes degrees meaningless). Got a minimum of "
-                f"{low!r} instead."
-            )
+        check_n_samples(n, p["n_components"])
+        check_precomputed_shape((n, d), p["affinity"])
         kernel = make_kernel(
             p["affinity"], gamma=p["gamma"], degree=p["degree"], coef0=p["coef0"],
             kernel_params=p["kernel_params"], n_neighbors=p["n_neighbors"],
         )
+        finite, low = data_stats(X)
+        if not finite:
+            raise finite_error(X)
+        check_nonnegative(low, p["affinity"])
         is_dask = isinstance(X, da.Array)
         # dask input is worked on chunk by chunk where it lives; numpy input in row blocks
         # on local threads.

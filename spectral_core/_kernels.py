@@ -23,7 +23,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.metrics.pairwise import KERNEL_PARAMS, PAIRWISE_KERNEL_FUNCTIONS
 
-__all__ = ["KERNEL_AFFINITIES", "Kernel", "make_kernel", "squared_distances"]
+__all__ = ["KERNEL_AFFINITIES", "Kernel", "compute_dtype", "make_kernel", "squared_distances"]
 
 #: String affinities that are scikit-learn pairwise kernels.
 KERNEL_AFFINITIES = tuple(sorted(PAIRWISE_KERNEL_FUNCTIONS))
@@ -61,6 +61,11 @@ class Kernel:
             return getattr(self.affinity, "__name__", type(self.affinity).__name__)
         return self.affinity
 
+    def _gamma(self, X: np.ndarray) -> float:
+        """gamma, or scikit-learn's default for gamma=None: 1 / n_features."""
+        gamma = self.params.get("gamma")
+        return 1.0 / X.shape[1] if gamma is None else gamma
+
     def _evaluate(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         func = self.affinity
         if not callable(func):
@@ -82,7 +87,7 @@ class Kernel:
         """
         if out is not None:
             if self.affinity == "rbf":
-                return rbf_cross(X_block, landmarks.points, self.params["gamma"], out=out)
+                return rbf_cross(X_block, landmarks.points, self._gamma(X_block), out=out)
             out[...] = self.cross(X_block, landmarks)
             return out
         if self.is_precomputed:
@@ -91,7 +96,7 @@ class Kernel:
         if self.is_graph:
             return landmark_graph(X_block, landmarks.points, self.params["n_neighbors"])
         if self.affinity == "rbf":
-            return rbf_cross(X_block, landmarks.points, self.params["gamma"])
+            return rbf_cross(X_block, landmarks.points, self._gamma(X_block))
         return self._evaluate(X_block, landmarks.points)
 
     def landmark_gram(self, landmarks) -> np.ndarray | None:
@@ -107,8 +112,19 @@ class Kernel:
         return 0.5 * (W + W.T)
 
 
+def compute_dtype(dtypes) -> np.dtype:
+    """The float dtype the math runs in: float32 when every input column is, else float64.
+
+    The one rule for the estimator (numpy or dask input) and the pipeline (Parquet columns).
+    """
+    dtypes = [np.dtype(d) for d in dtypes]
+    if dtypes and all(d == np.float32 for d in dtypes):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
 def _result_dtype(X) -> np.dtype:
-    return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+    return compute_dtype([X.dtype])
 
 
 def squared_distances(X: np.ndarray, Y: np.ndarray, *, scale: float = 1.0,
@@ -203,7 +219,7 @@ def _accepted_keywords(func: Callable[..., Any]) -> tuple[set[str], bool]:
 def make_kernel(
     affinity: str | Callable[..., Any],
     *,
-    gamma: float = 1.0,
+    gamma: float | None = 1.0,
     degree: float = 3,
     coef0: float = 1,
     kernel_params: Mapping[str, Any] | None = None,
@@ -216,6 +232,16 @@ def make_kernel(
     :func:`~sklearn.metrics.pairwise.pairwise_kernels` applies them (``KERNEL_PARAMS``). A
     callable gets those three only when its signature names them, plus ``kernel_params``. A
     keyword that the kernel would not use is an error, never silently dropped.
+
+    Examples
+    --------
+    >>> from spectral_core import make_kernel
+    >>> make_kernel("rbf", gamma=0.5).params
+    {'gamma': 0.5}
+    >>> make_kernel("rbf", gamma=None).params  # the kernel's default: 1 / n_features
+    {}
+    >>> make_kernel("nearest_neighbors", n_neighbors=5).params
+    {'n_neighbors': 5}
     """
     extra = dict(kernel_params or {})
     if affinity == "nearest_neighbors":
@@ -232,7 +258,11 @@ def make_kernel(
                 f"affinity='precomputed'. Got {extra!r} instead; leave it as None."
             )
         return Kernel("precomputed", {})
-    base = {"gamma": float(gamma), "degree": degree, "coef0": coef0}
+    # gamma=None is "the kernel's own default", as in scikit-learn: it is not passed, so
+    # rbf, laplacian, polynomial and sigmoid use 1 / n_features and chi2 its 1.0. A callable
+    # whose signature names gamma receives None, as dask-ml passes it.
+    base = {"gamma": None if gamma is None else float(gamma), "degree": degree,
+            "coef0": coef0}
     if callable(affinity):
         names, var_kw = _accepted_keywords(affinity)
         unknown = sorted(set(extra) - names) if not var_kw else []
@@ -242,7 +272,9 @@ def make_kernel(
                 f"affinity callable {getattr(affinity, '__name__', affinity)!r} does not accept. "
                 f"Got {extra!r} instead."
             )
-        params = {k: v for k, v in base.items() if k in names}
+        # As dask-ml does, a callable taking **kwargs gets gamma, degree and coef0 (gamma may
+        # be None); one with a fixed signature gets those it names.
+        params = {k: v for k, v in base.items() if var_kw or k in names}
         params.update(extra)
         return Kernel(affinity, params)
     accepted = KERNEL_PARAMS[affinity]
@@ -259,4 +291,5 @@ def make_kernel(
             f"{sorted(accepted) or 'no parameters'}). "
             f"Got {extra!r} instead."
         )
-    return Kernel(affinity, {k: v for k, v in base.items() if k in accepted})
+    return Kernel(affinity, {k: v for k, v in base.items()
+                             if k in accepted and not (k == "gamma" and v is None)})

@@ -7,6 +7,7 @@ instead.`` -- TypeError for a wrong type, ValueError for a wrong value.
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
@@ -17,124 +18,212 @@ from ._kernels import AFFINITIES
 from ._messages import import_pyamg
 
 OWNER = "SpectralClustering"
-EIGEN_SOLVERS = (None, "arpack", "lobpcg", "amg")
 ASSIGN_STRINGS = ("kmeans", "sklearn-kmeans", "discretize", "cluster_qr")
-LANDMARK_METHODS = ("random", "kmeans")
-# KMeans arguments that SpectralClustering sets from its own parameters.
-_KMEANS_OWNED = ("n_clusters", "n_init", "random_state")
+
+
+@dataclass(frozen=True)
+class Param:
+    """What one ``SpectralClustering`` parameter accepts; the table below is the only copy.
+
+    ``kinds`` names the accepted types: ``'int'``, ``'real'``, ``'bool'``, ``'str'`` (one of
+    ``choices``), ``'none'``, ``'dict'``, ``'callable'``, ``'estimator'`` (a clusterer
+    instance) and ``'random_state'`` (a ``numpy.random.RandomState``). Numbers must lie in
+    ``[low, high]`` (``low_open``: ``(low, high]``); ``high`` may name another parameter.
+    The estimator's checks, the pipeline's parameter model (its UI form and bounds) and the
+    command-line flags are all derived from this table.
+    """
+
+    default: Any
+    kinds: tuple[str, ...]
+    doc: str
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    low_open: bool = False
+    high: float | str | None = None
+    nonzero: bool = False
+
+    def describe(self) -> str:
+        """The constraint in words, for a wrong value: "an int in the range [1, inf]", ..."""
+        words = []
+        for kind in self.kinds:
+            if kind == "str":
+                words.append(("one of " if len(self.choices) > 1 else "") + self._choices())
+            elif kind in ("int", "real"):
+                words.append(self._number(kind))
+            else:
+                words.append(_KIND_WORDS[kind])
+        return _either(words)
+
+    def type_words(self) -> str:
+        """The accepted types in words, for a wrong type: "a float or None", ..."""
+        words = [("a str among " + self._choices() if len(self.choices) > 1 else self._choices())
+                 if kind == "str" else _KIND_WORDS[kind] for kind in self.kinds]
+        return _either(words)
+
+    def _choices(self) -> str:
+        if len(self.choices) == 1:
+            return repr(self.choices[0])
+        return "{" + ", ".join(repr(c) for c in self.choices) + "}"
+
+    def _number(self, kind: str, high: Any = None) -> str:
+        name = _KIND_WORDS[kind]
+        if self.nonzero:
+            return f"{name} != 0 (-1 for all cores)"
+        high = self.high if high is None else high
+        if self.low is None and high is None:
+            return name
+        if high is None:
+            return f"{name} {'>' if self.low_open else '>='} {self.low:g}"
+        return f"{name} in the range [{'-inf' if self.low is None else f'{self.low:g}'}, {high}]"
+
+
+_KIND_WORDS = {"int": "an int", "real": "a float", "bool": "a bool", "dict": "a dict",
+               "callable": "a callable", "none": "None", "random_state": "a RandomState",
+               "estimator": "a clusterer instance (with fit and get_params)"}
+
+
+def _either(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+#: Every constructor parameter of ``SpectralClustering``: dask-ml's names and defaults, plus
+#: ``landmarks``.
+PARAMETERS: dict[str, Param] = {
+    "n_clusters": Param(8, ("int",), "Number of clusters.", low=1, high="n_components"),
+    "eigen_solver": Param(None, ("str", "none"), "Solver for the small eigenproblem; None: "
+                          "dense LAPACK ('amg' needs the amg extra).",
+                          choices=("arpack", "lobpcg", "amg")),
+    "random_state": Param(None, ("int", "none", "random_state"), "Seed of the landmark choice, "
+                          "the iterative solvers and the assignment.", low=0, high=2**32 - 1),
+    "n_init": Param("auto", ("str", "int"), "KMeans initialisations.", choices=("auto",),
+                    low=1),
+    "gamma": Param(1.0, ("real", "none"), "Kernel coefficient of rbf, laplacian, chi2, "
+                   "polynomial and sigmoid; None: the kernel's default (1 / n_features). Not "
+                   "used by nearest_neighbors.", low=0, low_open=True),
+    "affinity": Param("rbf", ("str", "callable"), "A scikit-learn pairwise kernel, "
+                      "'nearest_neighbors' (the landmark graph: the accurate choice), "
+                      "'precomputed', or a callable f(X, Y, **kw).", choices=AFFINITIES),
+    "n_neighbors": Param(10, ("int",), "Landmarks each sample links to (nearest_neighbors).",
+                         low=1),
+    "eigen_tol": Param(0.0, ("real", "str"), "Tolerance of the iterative eigensolvers; 0 or "
+                       "'auto' (scikit-learn's default): the solver's own.", low=0,
+                       choices=("auto",)),
+    "assign_labels": Param("kmeans", ("str", "estimator"), "How the embedding becomes labels.",
+                           choices=ASSIGN_STRINGS),
+    "degree": Param(3, ("real",), "Degree of the polynomial kernel.", low=0),
+    "coef0": Param(1, ("real",), "Zero coefficient of the polynomial and sigmoid kernels."),
+    "kernel_params": Param(None, ("dict", "none"), "Extra keyword arguments of a callable "
+                           "affinity."),
+    "n_jobs": Param(1, ("int", "none"), "Threads for in-memory block work; -1: all cores.",
+                    nonzero=True),
+    "n_components": Param(100, ("int",), "Number of landmarks (< n_samples).", low=1),
+    "persist_embedding": Param(False, ("bool",), "Keep the embedding (embedding_ in the "
+                               "estimator, embedding.parquet in the pipeline)."),
+    "kmeans_params": Param(None, ("dict", "none"), "Extra parameters of the KMeans (or "
+                           "clusterer) that assigns labels."),
+    "landmarks": Param("random", ("str",), "'random': rows drawn uniformly (dask-ml's "
+                       "choice); 'kmeans': centres of a short k-means on a capped sample.",
+                       choices=("random", "kmeans")),
+}
 
 
 def _param(name: str, constraint: str, value: Any, *, owner: str = OWNER, fix: str = "") -> str:
     return f"The {name!r} parameter of {owner} must be {constraint}. Got {value!r} instead.{fix}"
 
 
-def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None,
-              high_name: str | None = None) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(_param(name, "an int", value))
-    lo = "-inf" if low is None else str(low)
-    hi = "inf" if high is None else (f"{high_name}={high}" if high_name else str(high))
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(_param(name, f"an int in the range [{lo}, {hi}]", value))
-    return int(value)
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def check_real(name: str, value: Any, *, positive: bool = False, nonneg: bool = False) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(_param(name, "a float", value))
-    value = float(value)
-    if not np.isfinite(value):
+def check_param(name: str, value: Any, *, high: Any = None) -> Any:
+    """Check one parameter against :data:`PARAMETERS`; return its clean value or raise.
+
+    ``TypeError`` when the type is not accepted at all, ``ValueError`` when the type is but
+    the value is not. ``high``: the value of the parameter the upper bound names.
+    """
+    spec = PARAMETERS[name]
+    kinds = spec.kinds
+    if value is None:
+        if "none" in kinds:
+            return None
+    elif isinstance(value, str):
+        if "str" in kinds:
+            if value in spec.choices:
+                return value
+            raise ValueError(_param(name, spec.describe(), value))
+    elif isinstance(value, (bool, np.bool_)):
+        if "bool" in kinds:
+            return bool(value)
+    elif _is_int(value) and ("int" in kinds or "real" in kinds):
+        kind = "int" if "int" in kinds else "real"
+        return _in_range(name, spec, kind, int(value) if kind == "int" else float(value), high)
+    elif isinstance(value, numbers.Real) and "real" in kinds:
+        return _in_range(name, spec, "real", float(value), high)
+    elif isinstance(value, dict):
+        if "dict" in kinds:
+            return dict(value)
+    elif isinstance(value, np.random.RandomState):
+        if "random_state" in kinds:
+            return value
+    elif callable(value) and not isinstance(value, type) and "callable" in kinds:
+        return value
+    elif ("estimator" in kinds and not isinstance(value, type) and hasattr(value, "fit")
+          and hasattr(value, "get_params")):
+        return value
+    raise TypeError(_param(name, spec.type_words(), value))
+
+
+def _in_range(name: str, spec: Param, kind: str, value: float, high: Any) -> float:
+    if kind == "real" and not np.isfinite(value):
         raise ValueError(_param(name, "a finite float", value))
-    if positive and value <= 0:
-        raise ValueError(_param(name, "a float > 0", value))
-    if nonneg and value < 0:
-        raise ValueError(_param(name, "a float >= 0", value))
+    bound = spec.high if high is None or not isinstance(spec.high, str) else high
+    too_low = spec.low is not None and (value <= spec.low if spec.low_open else
+                                        value < spec.low)
+    too_high = bound is not None and not isinstance(bound, str) and value > bound
+    if too_low or too_high or (spec.nonzero and value == 0):
+        constraint = spec._number(kind, f"{spec.high}={bound}" if isinstance(spec.high, str)
+                                  and high is not None else None)
+        raise ValueError(_param(name, constraint, value))
     return value
 
 
 def check_params(est) -> dict[str, Any]:
     """Validate every constructor argument of ``est``; return the clean values."""
-    p: dict[str, Any] = {}
-    p["n_components"] = check_int("n_components", est.n_components, low=1)
-    p["n_clusters"] = check_int(
-        "n_clusters", est.n_clusters, low=1, high=p["n_components"], high_name="n_components"
-    )
-    if est.eigen_solver not in EIGEN_SOLVERS:
-        if est.eigen_solver is not None and not isinstance(est.eigen_solver, str):
-            raise TypeError(_param("eigen_solver", "a str among {'arpack', 'lobpcg', 'amg'} "
-                                   "or None", est.eigen_solver))
-        raise ValueError(_param("eigen_solver", "one of {'arpack', 'lobpcg', 'amg'} or None",
-                                est.eigen_solver))
-    p["eigen_solver"] = est.eigen_solver
-    if est.eigen_solver == "amg":
+    return validate_params(est.get_params(deep=False))
+
+
+def validate_params(values: dict[str, Any]) -> dict[str, Any]:
+    """Check parameter values (missing ones take their defaults) and the rules between them.
+
+    The estimator calls this from ``fit``; the pipeline calls it when it plans a run, so both
+    refuse the same values with the same messages.
+    """
+    unknown = sorted(set(values) - set(PARAMETERS))
+    if unknown:
+        raise TypeError(f"{OWNER} got unexpected parameters {unknown}.")
+    raw = {name: values.get(name, spec.default) for name, spec in PARAMETERS.items()}
+    p: dict[str, Any] = {"n_components": check_param("n_components", raw["n_components"])}
+    for name in PARAMETERS:
+        if name != "n_components":
+            p[name] = check_param(name, raw[name], high=p["n_components"])
+    if p["eigen_solver"] == "amg":
         import_pyamg()
-    if isinstance(est.n_init, str):
-        if est.n_init != "auto":
-            raise ValueError(_param("n_init", "'auto' or an int >= 1", est.n_init))
-        p["n_init"] = "auto"
-    else:
-        p["n_init"] = check_int("n_init", est.n_init, low=1)
-    p["gamma"] = check_real("gamma", est.gamma, positive=True)
-    aff = est.affinity
-    if not (isinstance(aff, str) or callable(aff)):
-        raise TypeError(_param("affinity", f"a str among {sorted(AFFINITIES)} or a callable",
-                               aff))
-    if isinstance(aff, str) and aff not in AFFINITIES:
-        raise ValueError(_param("affinity", f"one of {sorted(AFFINITIES)} or a callable", aff))
-    p["affinity"] = aff
-    p["n_neighbors"] = check_int("n_neighbors", est.n_neighbors, low=1)
-    if aff == "nearest_neighbors" and p["n_neighbors"] > p["n_components"]:
+    if p["affinity"] == "nearest_neighbors" and p["n_neighbors"] > p["n_components"]:
         raise ValueError(_param("n_neighbors", f"an int in the range [1, n_components="
                                 f"{p['n_components']}] (each sample links to its nearest "
-                                "landmarks)", est.n_neighbors))
-    p["eigen_tol"] = check_real("eigen_tol", est.eigen_tol, nonneg=True)
-    p["degree"] = check_real("degree", est.degree, nonneg=True)
-    p["coef0"] = check_real("coef0", est.coef0)
-    if est.kernel_params is not None and not isinstance(est.kernel_params, dict):
-        raise TypeError(_param("kernel_params", "a dict or None", est.kernel_params))
-    p["kernel_params"] = dict(est.kernel_params or {})
-    if est.n_jobs is not None:
-        check_int("n_jobs", est.n_jobs)
-        if est.n_jobs == 0:
-            raise ValueError(_param("n_jobs", "an int != 0 (-1 for all cores) or None",
-                                    est.n_jobs))
-    p["n_jobs"] = est.n_jobs
-    if not isinstance(est.persist_embedding, (bool, np.bool_)):
-        raise TypeError(_param("persist_embedding", "a bool", est.persist_embedding))
-    p["persist_embedding"] = bool(est.persist_embedding)
-    if isinstance(est.landmarks, str):
-        if est.landmarks not in LANDMARK_METHODS:
-            raise ValueError(_param("landmarks", "one of {'random', 'kmeans'}", est.landmarks))
-    else:
-        raise TypeError(_param("landmarks", "a str among {'random', 'kmeans'}", est.landmarks))
-    if est.landmarks == "kmeans" and aff == "precomputed":
+                                "landmarks)", raw["n_neighbors"]))
+    if p["landmarks"] == "kmeans" and p["affinity"] == "precomputed":
         raise ValueError(_param("landmarks", "'random' when affinity='precomputed' (landmarks "
-                                "must be rows of the affinity matrix)", est.landmarks))
-    p["landmarks"] = est.landmarks
-    p["assign_labels"] = _check_assign_labels(est.assign_labels)
-    p["kmeans_params"] = _check_kmeans_params(est.kmeans_params, est.assign_labels)
+                                "must be rows of the affinity matrix)", raw["landmarks"]))
+    p["kernel_params"] = p["kernel_params"] or {}
+    if p["eigen_tol"] == "auto":
+        p["eigen_tol"] = 0.0
+    p["kmeans_params"] = _check_kmeans_params(p["kmeans_params"], p["assign_labels"])
     return p
 
 
-def _check_assign_labels(value: Any) -> Any:
-    if isinstance(value, str):
-        if value not in ASSIGN_STRINGS:
-            raise ValueError(_param("assign_labels", f"one of {list(ASSIGN_STRINGS)} or a "
-                                    "clusterer instance", value))
-        return value
-    if isinstance(value, type) or not hasattr(value, "fit") or not hasattr(value, "get_params"):
-        raise TypeError(_param("assign_labels", f"one of {list(ASSIGN_STRINGS)} or a "
-                               "scikit-learn clusterer instance (with fit and get_params)",
-                               value))
-    return value
-
-
-def _check_kmeans_params(value: Any, assign_labels: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TypeError(_param("kmeans_params", "a dict or None", value))
-    params = dict(value)
+def _check_kmeans_params(value: dict[str, Any] | None, assign_labels: Any) -> dict[str, Any]:
+    params = dict(value or {})
     if isinstance(assign_labels, str):
         if assign_labels in ("discretize", "cluster_qr"):
             if params:
@@ -142,12 +231,7 @@ def _check_kmeans_params(value: Any, assign_labels: Any) -> dict[str, Any]:
                     "kmeans_params", f"None or empty with assign_labels={assign_labels!r} "
                     "(it is applied to the KMeans or clusterer that assigns labels)", value))
             return params
-        valid = set(KMeans().get_params()) - set(_KMEANS_OWNED)
-        owned = sorted(set(params) & set(_KMEANS_OWNED))
-        if owned:
-            raise ValueError(_param("kmeans_params", "a dict of KMeans parameters other than "
-                                    f"{list(_KMEANS_OWNED)} (set those on SpectralClustering "
-                                    f"itself); {owned} are not allowed", value))
+        valid = set(KMeans().get_params())
     else:
         valid = set(assign_labels.get_params())
     bad = sorted(set(params) - valid)
@@ -158,23 +242,51 @@ def _check_kmeans_params(value: Any, assign_labels: Any) -> dict[str, Any]:
     return params
 
 
+def check_n_samples(n_samples: int, n_components: int) -> None:
+    """dask-ml's contract: fewer landmarks than rows (the landmarks are rows of X)."""
+    if n_samples <= n_components:
+        raise ValueError(_param("n_components", f"< n_samples={n_samples} (it is the number "
+                                "of landmark rows)", n_components))
+
+
+def check_precomputed_shape(shape: tuple[int, int], affinity: Any, *,
+                            subject: str = f"X passed to {OWNER}") -> None:
+    """A precomputed affinity is square: (n_samples, n_samples)."""
+    if affinity == "precomputed" and shape[0] != shape[1]:
+        raise ValueError(
+            f"{subject} with affinity='precomputed' must be a square (n_samples, n_samples) "
+            f"affinity matrix. Got shape {tuple(shape)} instead."
+        )
+
+
+def check_nonnegative(minimum: float, affinity: Any, *,
+                      subject: str = f"X passed to {OWNER}") -> None:
+    """chi2 kernels and a precomputed affinity need non-negative entries."""
+    if minimum < 0 and affinity in ("precomputed", "chi2", "additive_chi2"):
+        what = "affinity matrix" if affinity == "precomputed" else "data"
+        raise ValueError(
+            f"{subject} with affinity={affinity!r} must be non-negative (a negative {what} "
+            f"entry makes degrees meaningless). Got a minimum of {minimum!r} instead."
+        )
+
+
 def check_array_input(X: Any, *, owner: str = OWNER) -> Any:
     """Return X as a 2-D float32/float64 numpy or row-chunked dask array, or raise.
 
-    Checks type, dimensionality, emptiness and dtype here; finiteness is checked by
-    :func:`check_finite` (for dask input it costs a pass over the data).
+    Checks type, dimensionality, emptiness and dtype here, all free; finiteness and the
+    minimum come from :func:`data_stats` (for dask input that costs a pass over the data).
     """
-    if hasattr(X, "iloc") and hasattr(X, "columns"):  # pandas DataFrame
-        from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-        non_numeric = [c for c, t in X.dtypes.items()
-                       if not (is_numeric_dtype(t) or is_bool_dtype(t))]
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):  # a pandas or dask DataFrame
+        non_numeric = [c for c, t in X.dtypes.items() if not _numeric_column(t)]
         if non_numeric:
             raise TypeError(
                 f"X passed to {owner} must be numeric; columns {non_numeric[:5]!r} are not. "
                 "Drop or encode them first."
             )
-        X = X.to_numpy()
+        if hasattr(X, "to_dask_array"):  # dask: row counts per partition, one cheap pass
+            X = X.to_dask_array(lengths=True)
+        else:
+            X = X.to_numpy()
     if isinstance(X, da.Array):
         if X.ndim != 2:
             raise ValueError(_shape_message(X.ndim, owner))
@@ -218,6 +330,16 @@ def check_array_input(X: Any, *, owner: str = OWNER) -> Any:
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
     return arr
+
+
+def _numeric_column(dtype: Any) -> bool:
+    """Numbers, booleans, or a categorical whose categories are numbers."""
+    import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    if isinstance(dtype, pd.CategoricalDtype):
+        return is_numeric_dtype(dtype.categories.dtype)
+    return is_numeric_dtype(dtype) or is_bool_dtype(dtype)
 
 
 def _shape_message(ndim: int, owner: str) -> str:

@@ -26,12 +26,14 @@ from ._kernel_blocks import (
     prepare_landmark_kernel,
     summarize_kernel_blocks,
 )
+from ._kernels import compute_dtype
 
 __all__ = [
     "DegreeWeights",
     "block_column_sums",
     "block_embedding",
     "block_gram",
+    "compute_dtype",
     "degree_weights",
     "embed_rows",
     "prepare_landmark_kernel",

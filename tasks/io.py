@@ -24,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from spectral_core.blocks import compute_dtype
+
 #: Bumped whenever the layout or meaning of checkpoint files changes.
 FORMAT_VERSION = 1
 _FORMAT_FILE = "spectral-checkpoints.json"
@@ -203,8 +205,7 @@ def read_block(plan: DatasetPlan, block: Block, *, with_ids: bool = False):
 
 def _table_to_matrix(table: pa.Table, features: list[str]) -> np.ndarray:
     cols = [table.column(c) for c in features]
-    all32 = all(pa.types.is_float32(c.type) for c in cols)
-    dtype = np.float32 if all32 else np.float64
+    dtype = compute_dtype(c.type.to_pandas_dtype() for c in cols)
     out = np.empty((table.num_rows, len(cols)), dtype=dtype)
     for j, c in enumerate(cols):
         if c.null_count:

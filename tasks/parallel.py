@@ -88,7 +88,7 @@ def _fan_out_here(func, items, args, on_progress) -> list[Any]:
 def _fan_out_on_cluster(client, func, items, args, on_progress) -> list[Any]:
     from distributed import as_completed
 
-    shared = [i for i, a in enumerate(args) if _is_shared(a)]
+    shared = [i for i, a in enumerate(args) if _scatter_once(a)]
     # One scatter for all shared objects; unique keys, owned by this call alone.
     scattered = client.scatter([args[i] for i in shared], broadcast=BROADCAST, hash=False)
     by_position = dict(zip(shared, scattered, strict=True))
@@ -109,6 +109,6 @@ def _fan_out_on_cluster(client, func, items, args, on_progress) -> list[Any]:
     return results
 
 
-def _is_shared(a: Any) -> bool:
+def _scatter_once(a: Any) -> bool:
     """Scalars and strings travel with each part; anything else is scattered once."""
     return not isinstance(a, (int, float, bool, str, bytes, type(None)))

@@ -16,7 +16,13 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 import spectral_core as sc
-from spectral_core._validation import check_params
+from spectral_core.blocks import compute_dtype
+from spectral_core.params import (
+    PARAMETERS,
+    check_n_samples,
+    check_precomputed_shape,
+    validate_params,
+)
 
 from .io import (
     FORMAT_VERSION,
@@ -83,8 +89,7 @@ def build_job(params: dict[str, Any]) -> dict[str, Any]:
     params["output_dir"] = confine(params["output_dir"], "output directory")
     if params.get("checkpoint_dir"):
         params["checkpoint_dir"] = confine(params["checkpoint_dir"], "checkpoint directory")
-    est = sc.SpectralClustering(**_estimator_params(params))
-    p = check_params(est)  # the estimator's own parameter checks and messages
+    p = validate_params(_estimator_params(params))  # the estimator's checks and messages
     sc.make_kernel(p["affinity"], gamma=p["gamma"], degree=p["degree"], coef0=p["coef0"],
                    kernel_params=p["kernel_params"], n_neighbors=p["n_neighbors"])
     if callable(p["affinity"]) or not isinstance(p["assign_labels"], str):
@@ -93,21 +98,14 @@ def build_job(params: dict[str, Any]) -> dict[str, Any]:
                         params.get("id_column"), params["block_size"])
     for f in plan.files:  # a symlink inside the roots may still point outside them
         confine(f, "input file")
-    if plan.n_rows <= p["n_components"]:
-        raise InputError(
-            f"The 'n_components' parameter of SpectralClustering must be < n_samples="
-            f"{plan.n_rows} (it is the number of landmark rows). Got {p['n_components']!r} "
-            "instead."
-        )
-    if p["affinity"] == "precomputed" and plan.n_features != plan.n_rows:
-        raise InputError(f"affinity='precomputed' needs a square affinity: {plan.n_rows} rows "
-                         f"and {plan.n_features} feature columns.")
+    check_n_samples(plan.n_rows, p["n_components"])
+    check_precomputed_shape((plan.n_rows, plan.n_features), p["affinity"],
+                            subject="The input (rows × feature columns)")
     root = params.get("checkpoint_dir") or os.path.join(params["output_dir"], "checkpoints")
     _check_writable(params["output_dir"], "output directory")
     check_checkpoint_root(root)
     schema = pq.ParquetFile(plan.files[0]).schema_arrow
-    all32 = all(pa.types.is_float32(schema.field(c).type) for c in plan.features)
-    dtype = "float32" if all32 else "float64"
+    dtype = compute_dtype(schema.field(c).type.to_pandas_dtype() for c in plan.features).name
     seed = p_seed = params.get("random_state")
     if seed is None:  # deterministic per dataset, so a rerun resumes and agrees
         p_seed = int(hashlib.sha256(plan.fingerprint.encode()).hexdigest()[:8], 16) % 2**31
@@ -144,8 +142,7 @@ def build_job(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _estimator_params(params: dict[str, Any]) -> dict[str, Any]:
-    names = sc.SpectralClustering._get_param_names()
-    return {n: params[n] for n in names if n in params}
+    return {n: params[n] for n in PARAMETERS if n in params}
 
 
 @task(name="plan", retries=0)

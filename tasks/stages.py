@@ -29,6 +29,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 import spectral_core as sc
 from spectral_core import blocks
+from spectral_core.params import check_nonnegative
 
 from . import faults
 from .io import (
@@ -206,10 +207,10 @@ def validate_input(job: dict[str, Any]) -> dict[str, Any]:
     if plan.id_column:
         _check_ids(plan, [r["ids"] for r in results])
     low = min(r["min"] for r in results)
-    affinity = job["params"]["affinity"]
-    if low < 0 and affinity in ("chi2", "additive_chi2", "precomputed"):
-        raise InputError(f"affinity={affinity!r} needs non-negative data; the input has a "
-                         f"minimum of {low!r}.")
+    try:
+        check_nonnegative(low, job["params"]["affinity"], subject="The input")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     return {"rows": int(sum(r["rows"] for r in results)), "min": float(low)}
 
 

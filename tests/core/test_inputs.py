@@ -122,3 +122,20 @@ def test_n_jobs_threads_give_the_same_labels(three_blobs):
     one = SpectralClustering(n_clusters=3, gamma=0.1, random_state=0, n_jobs=1).fit(X)
     many = SpectralClustering(n_clusters=3, gamma=0.1, random_state=0, n_jobs=-1).fit(X)
     np.testing.assert_array_equal(one.labels_, many.labels_)
+
+
+def test_dask_input_under_a_distributed_client_runs_on_the_cluster(three_blobs):
+    """With a live distributed Client, dask input is fitted on that cluster, same labels."""
+    from distributed import Client, LocalCluster
+
+    X, _ = three_blobs
+    alone = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        sc = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0)
+        sc.fit(da.from_array(X, chunks=(150, 4)))
+        executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+        labels = np.asarray(sc.labels_)
+    np.testing.assert_array_equal(labels, alone.labels_)
+    assert sum(executed.values()) >= 3 * 4  # three passes over four chunks, at least
+    assert all(count > 0 for count in executed.values())  # both workers took part

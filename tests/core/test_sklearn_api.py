@@ -98,4 +98,7 @@ def test_callable_equals_named_kernel(three_blobs):
 def test_set_params_and_metadata_routing():
     sc = SpectralClustering().set_params(n_clusters=4, landmarks="kmeans")
     assert sc.get_params()["n_clusters"] == 4 and sc.get_params()["landmarks"] == "kmeans"
-    assert sc.get_metadata_routing() is not None
+    routing = sc.get_metadata_routing()
+    # fit(X, y=None) and predict(X) consume no metadata (sample_weight, groups, ...).
+    assert routing.fit.requests == {} and routing.predict.requests == {}
+    assert not hasattr(sc, "set_fit_request")

@@ -86,7 +86,8 @@ def test_persist_embedding_writes_embedding(blobs_data, tmp_path):
     table = pq.read_table(tmp_path / "out" / "embedding.parquet")
     U = np.column_stack([table.column(f"u_{j}").to_numpy() for j in range(3)])
     library = SpectralClustering(**params.estimator_params()).fit(X)
-    np.testing.assert_allclose(np.abs(U), np.abs(library.embedding_), atol=1e-8)
+    # Signs are fixed by eigendecompose (largest entry positive), so they must agree too.
+    np.testing.assert_allclose(U, library.embedding_, atol=1e-8)
     assert table.column("id").to_pylist()[:3] == [1000, 1001, 1002]
 
 
