@@ -27,7 +27,6 @@ from typing import Any
 #: Quiet, offline-friendly defaults for the embedded mode (a user's own settings win).
 _ENV_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_EXTRA_LOGGERS": "spectral_core",
     "DASK_LOGGING__DISTRIBUTED": "warning",
     "DASK_DISTRIBUTED__WORKER__DAEMON": "false",
 }
@@ -264,8 +263,17 @@ def print_summary(result: dict[str, Any], seconds: float, out=sys.stdout) -> Non
     print("  eigenvalues " + " ".join(f"{v:.4f}" for v in result["eigenvalues"]), file=out)
     print("  stage              seconds", file=out)
     for stage, info in result["stages"].items():
-        note = f"  ({info['state']}: reused from checkpoint)" if info["reused"] else ""
-        print(f"  {stage:<18} {info['seconds']:7.2f}{note}", file=out)
+        print(f"  {stage:<18} {info['seconds']:7.2f}{_reuse_note(info)}", file=out)
+
+
+def _reuse_note(info: dict[str, Any]) -> str:
+    """"(Cached: reused from checkpoint)", or how many of its parts a resumed stage reused."""
+    if info["reused"]:
+        return f"  ({info['state']}: reused from checkpoint)"
+    parts, computed = info.get("parts"), info.get("parts_computed")
+    if parts and computed is not None and computed < parts:
+        return f"  ({parts - computed}/{parts} parts reused)"
+    return ""
 
 
 def _run(args: argparse.Namespace) -> int:

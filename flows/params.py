@@ -13,9 +13,17 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from spectral_core.params import PARAMETERS, Param, validate_params
+from tasks.storage import check_storage_options
 
 
 class DaskOptions(BaseModel):
@@ -41,18 +49,30 @@ class _RunParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input: str = Field(..., description="A Parquet file, a directory of Parquet files, or a "
-                       "glob such as data/*.parquet.")
-    output_dir: str = Field("spectral-output", description="Where labels.parquet, "
-                            "embedding.parquet and summary.json are written.")
+                       "glob such as data/*.parquet: a path or a URL (s3://, gs://, abfs://, "
+                       "az://, memory://).")
+    output_dir: str = Field("spectral-output", description="Where labels/, embedding/ (Parquet "
+                            "datasets) and summary.json are written: a path or a URL.")
     checkpoint_dir: str | None = Field(
-        None, description="Checkpoint root (default: <output_dir>/checkpoints). Reruns with "
-        "the same input and parameters resume from it.")
+        None, description="Checkpoint root, a path or a URL (default: the folder "
+        "'checkpoints' in output_dir). Reruns with the same input and parameters resume "
+        "from it.")
     feature_columns: list[str] | None = Field(
         None, description="Feature columns; default: every numeric column except the id.")
-    id_column: str | None = Field(None, description="Column copied to labels.parquet as the "
+    id_column: str | None = Field(None, description="Column copied to labels/ as the "
                                   "row id; default: the row number, as 'row'.")
     block_size: int = Field(65_536, ge=1, description="Rows per block of work (consecutive "
                             "Parquet row groups are grouped up to this many rows).")
+    storage_options: dict[str, Any] | None = Field(
+        None, description="Non-secret fsspec options for the URLs above (e.g. {\"anon\": true} "
+        "or a region). Credentials come from the environment (AWS_*, GOOGLE_*, AZURE_*), "
+        "never from here.")
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        check_storage_options(value)
+        return value
 
     @model_validator(mode="after")
     def _estimator_rules(self):
@@ -70,7 +90,7 @@ _PIPELINE_DOCS = {
                     "the same data resume and agree.",
     "n_jobs": "Kept for parity with the estimator; in the flow, parallelism is the Dask "
               "cluster's.",
-    "persist_embedding": "Also write embedding.parquet.",
+    "persist_embedding": "Also write the embedding, as the dataset embedding/.",
 }
 
 

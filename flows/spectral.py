@@ -8,6 +8,8 @@ from prefect import flow, get_run_logger
 from prefect_dask import DaskTaskRunner
 
 from tasks import planning, stages
+from tasks.io import CorruptCheckpoint, retract_manifest
+from tasks.job import Job
 
 from .params import DaskOptions, SpectralParams
 
@@ -18,6 +20,8 @@ STAGE_TASKS = {
     "embed": stages.embed,
     "assign_labels": stages.assign_labels,
 }
+#: How many times a run recomputes committed parts found corrupt before it gives up.
+REPAIRS = 2
 
 
 def make_task_runner(options: DaskOptions) -> DaskTaskRunner:
@@ -36,25 +40,38 @@ def make_task_runner(options: DaskOptions) -> DaskTaskRunner:
 
 
 @flow(name="spectral-stages", log_prints=False)
-def run_stages(job: dict[str, Any]) -> dict[str, Any]:
-    """The stages in order, each a task on the Dask cluster; completed stages are Cached."""
+def run_stages(job: Job) -> dict[str, Any]:
+    """The stages in order, each a task on the Dask cluster; committed stages are Cached."""
+    # prefect-dask ships this function by value with every task; a deployment loads this file
+    # by path (module 'spectral', which the scheduler cannot import), so the body refers to
+    # nothing defined in this module but constants and the task table.
     stages.validate_input.submit(job).result()
-    refs: dict[str, dict[str, Any]] = {}
-    states: dict[str, str] = {}
-    upstream: dict[str, Any] | None = None
-    for name, stage_task in STAGE_TASKS.items():
-        # A stage whose checkpoint is gone must not be served from Prefect's cache.
-        runner = stage_task if job["complete"][name] else \
-            stage_task.with_options(refresh_cache=True)
-        future = runner.submit(job) if upstream is None else runner.submit(job, upstream)
-        upstream = future.result()
-        refs[name], states[name] = upstream, future.state.name
-    return planning.write_outputs.submit(job, refs, states).result()
+    for repair in range(REPAIRS + 1):
+        try:
+            refs: dict[str, dict[str, Any]] = {}
+            states: dict[str, str] = {}
+            upstream: dict[str, Any] | None = None
+            for name, stage_task in STAGE_TASKS.items():
+                future = stage_task.submit(job) if upstream is None else \
+                    stage_task.submit(job, upstream)
+                upstream = future.result()
+                refs[name], states[name] = upstream, future.state.name
+            return planning.write_outputs.submit(job, refs, states).result()
+        except CorruptCheckpoint as exc:
+            # A committed part that cannot be read back: forget it and its stage's manifest;
+            # the next round recomputes that part alone (the others pass their footer check).
+            if repair == REPAIRS:
+                raise
+            get_run_logger().warning("%s", exc)
+            store = job.stage_store(exc.stage)
+            store.remove(exc.name)
+            retract_manifest(store)
+    raise AssertionError("unreachable")
 
 
 @flow(name="spectral-clustering")
 def spectral_clustering(params: SpectralParams) -> dict[str, Any]:
-    """Cluster a Parquet dataset: labels.parquet, summary.json and checkpoints for resume."""
+    """Cluster a Parquet dataset: labels/, summary.json and checkpoints for resume."""
     logger = get_run_logger()
     job = planning.plan(params.model_dump(exclude={"dask"}))
     logger.info("spectral-clustering: %s", "attaching to " + params.dask.address

@@ -21,14 +21,16 @@ from sklearn.utils import check_random_state
 
 from ._messages import ZeroEmbeddingWarning
 
-__all__ = ["ClusterQR", "Discretize", "assign_labels", "first_appearance_order", "make_assigner"]
+__all__ = ["ClusterQR", "Discretize", "assign_labels", "assignment_seed", "first_appearance_order",
+           "first_rows", "fit_rows", "make_assigner", "order_by_first_row"]
 
-#: ``assign_labels='kmeans'`` fits its centres on a uniform sample of this many rows of the
-#: embedding when there are more, then labels every row by its nearest centre. The embedding
-#: is k-dimensional and its clusters are tight, so 100,000 rows place k centres to well within
-#: the clusters' spread, while a full fit on millions of rows costs more than all other stages
-#: together (measured in benchmarks/profile.md).
-KMEANS_FIT_ROWS = 100_000
+#: The assigner (KMeans, discretize, cluster_qr, or any clusterer with ``predict``) is fitted
+#: on a uniform sample of this many rows of the embedding when there are more, then every row
+#: is labelled by ``predict``. The embedding is k-dimensional and its clusters are tight, so
+#: 100,000 rows place k centres (or a k × k rotation) to well within the clusters' spread,
+#: while a full fit on millions of rows costs more than all other stages together (measured in
+#: benchmarks/profile.md). The pipeline draws the same sample from its embedding parts.
+FIT_ROWS = 100_000
 
 
 class ClusterQR(ClusterMixin, BaseEstimator):
@@ -141,6 +143,20 @@ def make_assigner(
     return assigner.set_params(**params)
 
 
+def assignment_seed(random_state: int | np.random.RandomState | None) -> int:
+    """The one seed of the assignment stage: it draws the sample and seeds the clusterer."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def fit_rows(n: int, seed: int) -> np.ndarray | None:
+    """The sorted rows the assigner is fitted on, or None for all of them (n ≤ FIT_ROWS)."""
+    if n <= FIT_ROWS:
+        return None
+    # numpy's Generator draws without replacement in O(size); the legacy RandomState
+    # permutes all n rows first (0.06-0.1 s at n = 1M, measured).
+    return np.sort(np.random.default_rng(seed).choice(n, FIT_ROWS, replace=False))
+
+
 def assign_labels(
     embedding: Any,
     n_clusters: int,
@@ -156,8 +172,9 @@ def assign_labels(
     ----------
     embedding : ndarray or dask array of shape (n, k)
         Row-normalized spectral embedding (computed once into memory here: n·k is small).
-        With more than :data:`KMEANS_FIT_ROWS` rows, ``'kmeans'`` fits its centres on a
-        uniform sample of that many rows and labels all rows by the nearest centre.
+        With more than :data:`FIT_ROWS` rows, a clusterer that can ``predict`` (every string
+        assigner) is fitted on a uniform sample of that many rows (:func:`fit_rows`), and
+        every row is labelled by ``predict``.
     n_clusters : int
     assigner : {'kmeans', 'sklearn-kmeans', 'discretize', 'cluster_qr'} or estimator
         A clusterer instance is cloned, given ``n_clusters`` (and ``random_state`` when it has
@@ -192,15 +209,14 @@ def assign_labels(
             ZeroEmbeddingWarning,
             stacklevel=2,
         )
-    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    seed = assignment_seed(random_state)
     model = make_assigner(
         assigner, n_clusters, n_init=n_init, kmeans_params=kmeans_params, random_state=seed
     )
-    if isinstance(model, KMeans) and U.shape[0] > KMEANS_FIT_ROWS:
-        # numpy's Generator draws without replacement in O(size); the legacy RandomState
-        # permutes all n rows first (0.06-0.1 s at n = 1M, measured).
-        sample = np.random.default_rng(seed).choice(U.shape[0], KMEANS_FIT_ROWS, replace=False)
-        raw = np.asarray(model.fit(U[np.sort(sample)]).predict(U))
+    if hasattr(model, "predict"):
+        rows = fit_rows(U.shape[0], seed)
+        model.fit(U if rows is None else U[rows])
+        raw = np.asarray(model.predict(U))
     elif hasattr(model, "fit_predict"):
         raw = np.asarray(model.fit_predict(U))
     else:
@@ -218,23 +234,37 @@ def first_appearance_order(raw: np.ndarray) -> _OffsetMap:
     clusters by their first row makes the labels a function of the partition alone, so numpy,
     dask and pipeline runs agree exactly. Negative labels (noise, e.g. DBSCAN's -1) are kept.
     """
+    return order_by_first_row(first_rows(raw))
+
+
+def first_rows(raw: np.ndarray, offset: int = 0) -> dict[int, int]:
+    """``{label: index of its first row}`` (+ ``offset``), for labels given block by block."""
     raw = np.asarray(raw)
     if raw.size == 0:
-        return _OffsetMap(np.zeros(0, dtype=np.int64), 0)
-    offset = int(min(raw.min(), 0))
-    size = int(raw.max()) - offset + 1
-    mapping = np.full(size, -1, dtype=np.int64)
+        return {}
+    low = int(min(raw.min(), 0))
+    size = int(raw.max()) - low + 1
     if size <= 64:
         # Few labels (KMeans' k): one short-circuiting argmax per label instead of sorting n.
-        present = np.flatnonzero(np.bincount(raw - offset, minlength=size)) + offset
-        first = np.array([np.argmax(raw == label) for label in present], dtype=np.int64)
-    else:
-        _, first = np.unique(raw, return_index=True)
-    ordered = raw[np.sort(first)]
-    clusters = ordered[ordered >= 0]
-    mapping[clusters - offset] = np.arange(clusters.size)
-    noise = ordered[ordered < 0]
-    mapping[noise - offset] = noise
+        present = np.flatnonzero(np.bincount(raw - low, minlength=size)) + low
+        return {int(label): offset + int(np.argmax(raw == label)) for label in present}
+    labels, first = np.unique(raw, return_index=True)
+    return {int(label): offset + int(i) for label, i in zip(labels, first, strict=True)}
+
+
+def order_by_first_row(first: dict[int, int]) -> _OffsetMap:
+    """The first-appearance numbering from each label's first row (see
+    :func:`first_appearance_order`); the pipeline merges ``first_rows`` of its blocks."""
+    if not first:
+        return _OffsetMap(np.zeros(0, dtype=np.int64), 0)
+    offset = int(min(min(first), 0))
+    mapping = np.full(int(max(first)) - offset + 1, -1, dtype=np.int64)
+    ordered = sorted(first, key=first.__getitem__)
+    clusters = [label for label in ordered if label >= 0]
+    mapping[np.asarray(clusters, dtype=np.int64) - offset] = np.arange(len(clusters))
+    for label in ordered:
+        if label < 0:
+            mapping[label - offset] = label
     return _OffsetMap(mapping, offset)
 
 

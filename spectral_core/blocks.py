@@ -11,11 +11,22 @@
     pass 3   U_b = block_embedding(X_b, L, κ, summary.degree_weights,
                                    summary.degree_floor, eigen.projection)  (rows, k)
 
-Partials are combined with :func:`sum_in_order` (float64, in block order), so any execution of
-the blocks gives the estimator's result bit for bit. The Prefect pipeline (``tasks/stages.py``)
-is written this way.
+    assign   seed = assignment_seed(random_state); rows = fit_rows(n, seed)
+             model = make_assigner(...).fit(U[rows])                   a sample, not all rows
+             raw_b = model.predict(U_b); first = merge of first_rows(raw_b, offset=start_b)
+             labels_b = order_by_first_row(first)[raw_b]              numbered by first row
+
+Partials are combined with :func:`sum_in_order` (float64, in block order). The Prefect pipeline
+(``tasks/stages.py``) is written this way, and its labels equal the estimator's.
 """
 
+from ._assign import (
+    assignment_seed,
+    first_rows,
+    fit_rows,
+    make_assigner,
+    order_by_first_row,
+)
 from ._blocks import sum_in_order
 from ._embed import block_embedding, embed_rows
 from ._kernel_blocks import (
@@ -30,12 +41,17 @@ from ._kernels import compute_dtype
 
 __all__ = [
     "DegreeWeights",
+    "assignment_seed",
     "block_column_sums",
     "block_embedding",
     "block_gram",
     "compute_dtype",
     "degree_weights",
     "embed_rows",
+    "first_rows",
+    "fit_rows",
+    "make_assigner",
+    "order_by_first_row",
     "prepare_landmark_kernel",
     "sum_in_order",
     "summarize_kernel_blocks",

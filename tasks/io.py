@@ -1,34 +1,38 @@
-"""Parquet in, Parquet out: the dataset plan, block reads and atomic checkpoints.
+"""Parquet in, Parquet out: the dataset plan, block reads, checkpoint parts and manifests.
 
-Everything on disk is Parquet or JSON (nothing is unpickled). A checkpoint file carries its
+Everything written is Parquet or JSON (nothing is unpickled). A checkpoint part carries its
 provenance in the Parquet key-value metadata (``spectral`` → JSON: format version, stage, key,
-shape) and is written to a temporary name, fsynced, then ``os.replace``d into place, so a
-reader sees either the previous complete file or the new complete file. A reader validates the
-metadata and row count and treats a mismatching or unreadable file as missing (with a warning
-naming it), so a torn or foreign file is recomputed, never trusted.
+block, rows) and is written once, all or nothing (:mod:`tasks.storage`). A stage is complete
+when its manifest, ``_SUCCESS.json``, exists: it is written last, create-only, and lists every
+part with its size and rows. Readers trust the manifest and never list directories. A stage
+that died part-way checks the parts it expects from their footers alone (a few KB each) and
+computes only the missing or invalid ones; a part whose pages turn out corrupt when a later
+stage reads them raises :class:`CorruptCheckpoint`, and the flow recomputes it.
 """
 
 from __future__ import annotations
 
-import glob as globlib
 import hashlib
 import json
-import os
-import uuid
+import posixpath
 import warnings
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
 
 from spectral_core.blocks import compute_dtype
 
+from .job import Block, DatasetPlan, InputFile
+from .storage import Store, open_store
+
 #: Bumped whenever the layout or meaning of checkpoint files changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MANIFEST = "_SUCCESS.json"
 _FORMAT_FILE = "spectral-checkpoints.json"
+_FINGERPRINTS = "input-fingerprints.json"
 _META_KEY = b"spectral"
 
 
@@ -37,7 +41,26 @@ class InputError(ValueError):
 
 
 class CheckpointWarning(UserWarning):
-    """A checkpoint file was unreadable or inconsistent and will be recomputed."""
+    """A checkpoint part was unreadable or inconsistent and will be recomputed."""
+
+
+class CorruptCheckpoint(RuntimeError):
+    """A committed checkpoint part cannot be read back; the flow recomputes its stage."""
+
+    def __init__(self, store: Store, name: str, stage: str, problem: str):
+        super().__init__(f"Checkpoint {store.display(name)!r} of stage {stage!r} is corrupt "
+                         f"({problem}); it will be recomputed.")
+        self.url, self.name, self.stage = store.display(name), name, stage
+
+    def __reduce__(self):  # picklable from Dask workers, with its fields
+        return (_corrupt, (self.args[0], self.url, self.name, self.stage))
+
+
+def _corrupt(message: str, url: str, name: str, stage: str) -> CorruptCheckpoint:
+    exc = CorruptCheckpoint.__new__(CorruptCheckpoint)
+    RuntimeError.__init__(exc, message)
+    exc.url, exc.name, exc.stage = url, name, stage
+    return exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -45,88 +68,75 @@ class CheckpointWarning(UserWarning):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Block:
-    """One unit of block work: consecutive row groups of one file, at a global row offset."""
-
-    index: int
-    path: str
-    row_groups: list[int]
-    start: int
-    rows: int
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
 
 
-@dataclass(frozen=True)
-class DatasetPlan:
-    """Where the rows are. JSON-able, so tasks can pass it around and Prefect can cache it."""
+def resolve_input(store: Store | str) -> list[str]:
+    """The Parquet files of a file, a directory (recursively) or a glob, sorted.
 
-    files: list[str]
-    features: list[str]
-    id_column: str | None
-    blocks: list[Block]
-    n_rows: int
-    fingerprint: str
-
-    @property
-    def n_features(self) -> int:
-        return len(self.features)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DatasetPlan:
-        d = dict(d)
-        d["blocks"] = [Block(**b) for b in d["blocks"]]
-        return cls(**d)
-
-
-def resolve_input(source: str) -> list[str]:
-    """The Parquet files of a file, a directory (recursively) or a glob, sorted."""
-    if any(ch in source for ch in "*?["):
-        files = sorted(p for p in globlib.glob(source, recursive=True) if os.path.isfile(p))
+    Names starting with ``_`` or ``.`` are skipped (``_SUCCESS.json``, temporary files).
+    """
+    store = store if isinstance(store, Store) else open_store(store, what="input")
+    fs, root = store.fs, store.root
+    shown = store.display()
+    if _is_glob(root):
+        files = sorted(p for p in fs.glob(root) if fs.isfile(p))
         if not files:
-            raise InputError(f"The input glob {source!r} matches no files.")
-        return [os.path.abspath(p) for p in files]
-    path = Path(source)
-    if not path.exists():
-        raise InputError(f"The input {source!r} does not exist.")
-    if path.is_file():
-        return [str(path.resolve())]
-    files = sorted(str(p.resolve()) for p in path.rglob("*.parquet") if p.is_file()
-                   and not p.name.startswith((".", "_")))
+            raise InputError(f"The input glob {shown!r} matches no files.")
+        return files
+    if not fs.exists(root):
+        raise InputError(f"The input {shown!r} does not exist.")
+    if fs.isfile(root):
+        return [root]
+    files = sorted(p for p in fs.find(root) if p.endswith(".parquet")
+                   and not any(part.startswith((".", "_"))
+                               for part in posixpath.relpath(p, root).split("/")))
     if not files:
-        raise InputError(f"The input directory {source!r} contains no .parquet files.")
+        raise InputError(f"The input directory {shown!r} contains no .parquet files.")
     return files
 
 
+def _parquet(store: Store, path: str) -> pq.ParquetFile:
+    if store.is_local:
+        return pq.ParquetFile(path)
+    return pq.ParquetFile(store.fs.open(path, "rb"))
+
+
 def plan_dataset(
-    source: str,
+    store: Store | str,
     features: list[str] | None = None,
     id_column: str | None = None,
     block_size: int = 65_536,
+    *,
+    fingerprints: Store | None = None,
 ) -> DatasetPlan:
     """Read only the footers: files, schema agreement, feature columns, blocks, fingerprint.
 
     A block is a run of consecutive row groups of one file holding about ``block_size`` rows
     (a row group larger than that is one block: Parquet cannot read part of a row group).
+    ``fingerprints``: where local files' byte hashes are remembered between plans.
     """
-    files = resolve_input(source)
-    schemas, metas = [], []
-    for f in files:
+    store = store if isinstance(store, Store) else open_store(store, what="input")
+    paths = resolve_input(store)
+    schemas, metas, infos = [], [], []
+    for path in paths:
         try:
-            pf = pq.ParquetFile(f)
+            pf = _parquet(store, path)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"The input file {f!r} is not a readable Parquet file: {exc}") from exc
+            raise InputError(f"The input file {_shown(store, path)!r} is not a readable Parquet "
+                             f"file: {exc}") from exc
         schemas.append(pf.schema_arrow)
         metas.append(pf.metadata)
+        infos.append(_file_info(store, path))
     first = schemas[0]
-    for f, schema in zip(files[1:], schemas[1:], strict=True):
+    for path, schema in zip(paths[1:], schemas[1:], strict=True):
         if not schema.equals(first, check_metadata=False):
             diff = _schema_difference(first, schema)
             raise InputError(
-                f"The input files disagree on their schema: {files[0]!r} and {f!r} differ "
-                f"({diff}). Write all files with the same columns and types."
+                f"The input files disagree on their schema: {_shown(store, paths[0])!r} and "
+                f"{_shown(store, path)!r} differ ({diff}). Write all files with the same "
+                "columns and types."
             )
     names = first.names
     if id_column is not None and id_column not in names:
@@ -145,34 +155,111 @@ def plan_dataset(
         cols = [c for c in names if c != id_column and _is_numeric(first.field(c).type)]
         if not cols:
             raise InputError(f"The input has no numeric feature columns (columns: {names}).")
-    blocks, start = [], 0
-    for f, meta in zip(files, metas, strict=True):
+    memo = _load_fingerprints(fingerprints) if store.is_local else {}
+    files, blocks, start = [], [], 0
+    for i, (path, meta, info) in enumerate(zip(paths, metas, infos, strict=True)):
+        files.append(InputFile(path=path, size=info["size"], version=info["version"],
+                               rows=meta.num_rows,
+                               content=_content_id(store, path, info, memo)))
         groups, rows = [], 0
         for g in range(meta.num_row_groups):
             n = meta.row_group(g).num_rows
             if not n:
                 continue
             if groups and rows + n > block_size:
-                blocks.append(Block(len(blocks), f, groups, start, rows))
+                blocks.append(Block(index=len(blocks), file=i, row_groups=groups, start=start,
+                                    rows=rows))
                 start, groups, rows = start + rows, [], 0
             groups.append(g)
             rows += n
         if groups:
-            blocks.append(Block(len(blocks), f, groups, start, rows))
+            blocks.append(Block(index=len(blocks), file=i, row_groups=groups, start=start,
+                                rows=rows))
             start += rows
     if start == 0:
-        raise InputError(f"The input {source!r} has no rows.")
-    # The fingerprint hashes the bytes of every file: footers and sizes alone miss a rewrite
-    # that keeps the shape (rows reordered, one value corrected), which would silently reuse
-    # checkpoints of other data. One sequential read at ~1 GB/s, once per run.
+        raise InputError(f"The input {store.display()!r} has no rows.")
     digest = hashlib.blake2b(digest_size=16)
     for f in files:
-        digest.update(f.encode() + b"\0")
-        with open(f, "rb") as fh:
-            while chunk := fh.read(8 * 2**20):
-                digest.update(chunk)
+        digest.update(json.dumps([f.path, f.content]).encode())
     digest.update(json.dumps([cols, id_column, block_size]).encode())
-    return DatasetPlan(files, cols, id_column, blocks, start, digest.hexdigest()[:24])
+    return DatasetPlan(input_url=store.url, files=files, features=cols, id_column=id_column,
+                       blocks=blocks, n_rows=start, fingerprint=digest.hexdigest()[:24])
+
+
+def _shown(store: Store, path: str) -> str:
+    return path if store.is_local else f"{store.protocol}://{path}"
+
+
+def _file_info(store: Store, path: str) -> dict[str, Any]:
+    if store.is_local:
+        import os
+
+        st = os.stat(path)
+        return {"size": st.st_size, "version": f"{st.st_mtime_ns}:{st.st_ino}"}
+    info = store.fs.info(path)
+    version = (info.get("ETag") or info.get("etag") or info.get("generation")
+               or info.get("version_id") or info.get("md5Hash") or info.get("mtime")
+               or info.get("LastModified"))
+    return {"size": int(info.get("size") or 0),
+            "version": None if version is None else str(version).strip('"')}
+
+
+def _content_id(store: Store, path: str, info: dict[str, Any], memo: dict[str, Any]) -> str:
+    """What identifies a file's content.
+
+    Object stores: (size, ETag or version), from the listing: a rewrite changes the ETag.
+    Local disk: a hash of the bytes, since (size, mtime) can survive a rewrite that keeps the
+    shape (rows reordered, one value corrected). A file whose (size, mtime_ns, inode) is
+    unchanged since the last run is not read again: its hash is remembered in the checkpoint
+    root (:func:`remember_fingerprints`). A miss costs one sequential read, at ~1 GB/s.
+    """
+    if not store.is_local:
+        if info["version"] is None:  # no version from this filesystem: hash the bytes
+            return _hash_bytes(store.fs.open(path, "rb"))
+        return f"{info['size']}:{info['version']}"
+    stat = f"{info['size']}:{info['version']}"
+    known = memo.get(path)
+    if isinstance(known, dict) and known.get("stat") == stat:
+        return known["blake2b"]
+    with open(path, "rb") as fh:
+        return _hash_bytes(fh)
+
+
+def remember_fingerprints(plan: DatasetPlan, fingerprints: Store) -> None:
+    """Remember the byte hashes of a plan's local files, keyed by (size, mtime_ns, inode),
+    so that the next plan of unchanged files does not read them again."""
+    if "://" in plan.input_url:
+        return
+    memo = _load_fingerprints(fingerprints)
+    memo.update({f.path: {"stat": f"{f.size}:{f.version}", "blake2b": f.content}
+                 for f in plan.files})
+    _save_fingerprints(fingerprints, memo)
+
+
+def _hash_bytes(fh) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with fh:
+        while chunk := fh.read(8 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _load_fingerprints(store: Store | None) -> dict[str, Any]:
+    if store is None:
+        return {}
+    try:
+        memo = json.loads(store.read_bytes(_FINGERPRINTS))
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+def _save_fingerprints(store: Store | None, memo: dict[str, Any]) -> None:
+    if store is not None:  # a cache only: a lost update costs one more read
+        try:
+            store.write_bytes(_FINGERPRINTS, json.dumps(memo).encode())
+        except OSError:
+            pass
 
 
 def _is_numeric(t: pa.DataType) -> bool:
@@ -189,18 +276,30 @@ def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
     return "field metadata or nullability"
 
 
-def read_block(plan: DatasetPlan, block: Block, *, with_ids: bool = False):
+def read_block(plan: DatasetPlan, block: Block, *, with_ids: bool = False,
+               store: Store | None = None):
     """The feature matrix (rows, d) of one block as float64 (float32 if every column is)."""
     columns = list(plan.features)
     if with_ids and plan.id_column:
         columns.append(plan.id_column)
-    table = pq.ParquetFile(block.path).read_row_groups(block.row_groups, columns=columns)
+    store = store or Store(plan.input_url)
+    table = _parquet(store, plan.path(block)).read_row_groups(block.row_groups, columns=columns)
     X = _table_to_matrix(table, plan.features)
     if not with_ids:
         return X
-    ids = table.column(plan.id_column).to_numpy() if plan.id_column else \
-        np.arange(block.start, block.start + block.rows)
-    return X, ids
+    return X, block_ids(plan, block, table).to_numpy(zero_copy_only=False)
+
+
+def block_ids(plan: DatasetPlan, block: Block, table: pa.Table | None = None,
+              store: Store | None = None) -> pa.Array:
+    """The ids of a block's rows: its id column, or global row numbers."""
+    if not plan.id_column:
+        return pa.array(np.arange(block.start, block.start + block.rows, dtype=np.int64))
+    if table is None:
+        store = store or Store(plan.input_url)
+        table = _parquet(store, plan.path(block)).read_row_groups(
+            block.row_groups, columns=[plan.id_column])
+    return table.column(plan.id_column).combine_chunks()
 
 
 def _table_to_matrix(table: pa.Table, features: list[str]) -> np.ndarray:
@@ -216,9 +315,9 @@ def _table_to_matrix(table: pa.Table, features: list[str]) -> np.ndarray:
     return out
 
 
-def check_block(block: Block, plan: DatasetPlan) -> dict[str, Any]:
+def check_block(block: Block, plan: DatasetPlan, store: Store | None = None) -> dict[str, Any]:
     """Validation pass for one block: first non-finite value, minimum, rows read, the ids."""
-    X, ids = read_block(plan, block, with_ids=True)
+    X, ids = read_block(plan, block, with_ids=True, store=store)
     if X.shape[0] != block.rows:
         return {"block": block.index, "error": f"expected {block.rows} rows, read {X.shape[0]}"}
     finite = np.isfinite(X)
@@ -235,11 +334,11 @@ def check_block(block: Block, plan: DatasetPlan) -> dict[str, Any]:
 
 
 def _row_in_file(plan: DatasetPlan, block: Block) -> int:
-    return sum(b.rows for b in plan.blocks if b.path == block.path and b.index < block.index)
+    return sum(b.rows for b in plan.blocks if b.file == block.file and b.index < block.index)
 
 
 # --------------------------------------------------------------------------------------------
-# Checkpoints
+# Checkpoints: parts and manifests
 # --------------------------------------------------------------------------------------------
 
 
@@ -249,61 +348,63 @@ def stage_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def check_checkpoint_root(root: str) -> Path:
-    """Create the checkpoint root, or refuse one written by an incompatible format."""
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    marker = path / _FORMAT_FILE
-    if marker.exists():
-        try:
-            version = json.loads(marker.read_text())["format_version"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"The checkpoint directory {root!r} has an unreadable "
-                             f"{_FORMAT_FILE}: {exc}. Use another checkpoint directory.") from exc
-        if version != FORMAT_VERSION:
-            raise InputError(
-                f"The checkpoint directory {root!r} was written by checkpoint format "
-                f"{version}; this version reads format {FORMAT_VERSION}. Use another checkpoint "
-                "directory (or delete this one)."
-            )
-    else:
-        write_text_atomic(marker, json.dumps({"format_version": FORMAT_VERSION}))
-    return path
+def check_checkpoint_root(store: Store, *, create: bool = False) -> None:
+    """Refuse a checkpoint root written by an incompatible format; with ``create``, make it.
 
-
-def _write_atomic(path: Path | str, write: Any) -> None:
-    """``write(fh)`` into a temporary name beside ``path``, fsync, then rename over ``path``.
-
-    A reader sees the old file or the new one, never a torn one; on failure (a full disk)
-    the temporary file is removed and the old file is untouched.
+    Planning only checks (a run refused for bad input writes nothing); the first stage that
+    writes a checkpoint creates the root and its format marker.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        raw = store.read_bytes(_FORMAT_FILE)
+    except FileNotFoundError:
+        if create:
+            store.makedirs()
+            store.create(_FORMAT_FILE, json.dumps({"format_version": FORMAT_VERSION}).encode())
+        return
+    try:
+        version = json.loads(raw)["format_version"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"The checkpoint directory {store.display()!r} has an unreadable "
+                         f"{_FORMAT_FILE}: {exc}. Use another checkpoint directory.") from exc
+    if version != FORMAT_VERSION:
+        raise InputError(
+            f"The checkpoint directory {store.display()!r} was written by checkpoint format "
+            f"{version}; this version reads format {FORMAT_VERSION}. Use another checkpoint "
+            "directory (or delete this one)."
+        )
 
 
-def write_text_atomic(path: Path | str, text: str) -> None:
-    _write_atomic(path, lambda fh: fh.write(text.encode()))
+class Part(BaseModel):
+    """One committed part: enough to check it without reading it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    size: int
+    rows: int
 
 
-def write_table_atomic(path: Path | str, table: pa.Table) -> None:
-    """Write a Parquet file so that ``path`` is either absent, the old file or the new one."""
-    _write_atomic(path, lambda fh: pq.write_table(table, fh, write_page_checksum=True))
+class Manifest(BaseModel):
+    """``_SUCCESS.json``: the stage is complete, these are its parts, this is its result."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: str
+    key: str
+    format_version: int
+    parts: list[Part]
+    result: dict[str, Any]
+    seconds: float
+    flow_run_id: str | None = None
 
 
 def arrays_to_table(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> pa.Table:
     """Columns of equal length (1-D arrays, or 2-D arrays split into ``name_j`` columns)."""
     cols: dict[str, pa.Array] = {}
     for name, a in arrays.items():
+        if isinstance(a, pa.Array | pa.ChunkedArray):
+            cols[name] = a
+            continue
         a = np.asarray(a)
         if a.ndim == 1:
             cols[name] = pa.array(a)
@@ -314,45 +415,88 @@ def arrays_to_table(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> pa.T
     return table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
 
 
-def write_arrays(path: Path | str, arrays: dict[str, np.ndarray], **meta: Any) -> None:
-    rows = {np.asarray(a).shape[0] for a in arrays.values()}
+def write_part(store: Store, name: str, arrays: dict[str, Any], **meta: Any) -> Part:
+    """Write one checkpoint part (all or nothing) and describe it for the manifest."""
+    rows = {len(a) for a in arrays.values()}
     if len(rows) > 1:
-        raise ValueError(f"Arrays written to {path} have different lengths: {rows}")
-    meta = {"format_version": FORMAT_VERSION, "rows": rows.pop() if rows else 0, **meta}
-    write_table_atomic(path, arrays_to_table(arrays, meta))
+        raise ValueError(f"Arrays written to {store.display(name)} have different lengths: "
+                         f"{rows}")
+    n = rows.pop() if rows else 0
+    table = arrays_to_table(arrays, {"format_version": FORMAT_VERSION, "rows": n, **meta})
+    import io
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, write_page_checksum=True)
+    data = buf.getvalue()
+    store.write_bytes(name, data)
+    return Part(name=name, size=len(data), rows=n)
 
 
-def read_arrays(
-    path: Path | str, *, expect: dict[str, Any] | None = None
-) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """Arrays and metadata of a checkpoint file, or None if it is absent or not valid.
+def check_part(store: Store, name: str, expect: dict[str, Any]) -> Part | None:
+    """A part from its footer alone (metadata, rows, size), or None if absent or invalid.
 
-    ``expect`` lists metadata values that must match (stage key, rows, ...). Anything else
-    wrong -- unreadable bytes, a bad checksum, a row count that disagrees -- is reported as a
-    :class:`CheckpointWarning` naming the file, and the file is treated as missing.
+    An invalid part is reported with a :class:`CheckpointWarning` naming it.
     """
-    path = Path(path)
-    if not path.exists():
+    try:
+        pf = store.parquet(name)
+    except FileNotFoundError:
+        return None
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        _warn_invalid(store, name, f"unreadable ({type(exc).__name__}: {exc})")
         return None
     try:
-        table = pq.read_table(path, page_checksum_verification=True)
-        meta = json.loads((table.schema.metadata or {})[_META_KEY])
-        problem = None
-        if meta.get("format_version") != FORMAT_VERSION:
-            problem = f"format {meta.get('format_version')} != {FORMAT_VERSION}"
-        elif meta.get("rows") != table.num_rows:
-            problem = f"{table.num_rows} rows, metadata says {meta.get('rows')}"
-        else:
-            for k, v in (expect or {}).items():
-                if meta.get(k) != v:
-                    problem = f"{k}={meta.get(k)!r}, expected {v!r}"
-                    break
-    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
-        problem = f"unreadable ({type(exc).__name__}: {exc})"
-    if problem:
-        warnings.warn(f"Checkpoint {str(path)!r} is not valid ({problem}); it will be "
-                      "recomputed.", CheckpointWarning, stacklevel=2)
+        meta = json.loads((pf.schema_arrow.metadata or {})[_META_KEY])
+        size = _size(store, name)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _warn_invalid(store, name, f"unreadable ({type(exc).__name__}: {exc})")
         return None
+    problem = _meta_problem(meta, pf.metadata.num_rows, expect)
+    if problem:
+        _warn_invalid(store, name, problem)
+        return None
+    return Part(name=name, size=size, rows=pf.metadata.num_rows)
+
+
+def _size(store: Store, name: str) -> int:
+    return store.info(name)["size"]
+
+
+def _meta_problem(meta: dict[str, Any], rows: int, expect: dict[str, Any]) -> str | None:
+    if meta.get("format_version") != FORMAT_VERSION:
+        return f"format {meta.get('format_version')} != {FORMAT_VERSION}"
+    if meta.get("rows") != rows:
+        return f"{rows} rows, metadata says {meta.get('rows')}"
+    for k, v in expect.items():
+        if meta.get(k) != v:
+            return f"{k}={meta.get(k)!r}, expected {v!r}"
+    return None
+
+
+def _warn_invalid(store: Store, name: str, problem: str) -> None:
+    warnings.warn(f"Checkpoint {store.display(name)!r} is not valid ({problem}); it will be "
+                  "recomputed.", CheckpointWarning, stacklevel=3)
+
+
+def read_part(store: Store, part: Part | str, *, stage: str,
+              expect: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and metadata of a committed part, every page checksum verified.
+
+    Raises :class:`CorruptCheckpoint` if it is missing, unreadable or not what the manifest
+    says: the flow then recomputes the stage that wrote it.
+    """
+    name = part if isinstance(part, str) else part.name
+    try:
+        with store.open(name, "rb") as fh:
+            data = fh.read()
+        if not isinstance(part, str) and len(data) != part.size:
+            raise ValueError(f"{len(data)} bytes, the manifest says {part.size}")
+        table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
+        meta = json.loads((table.schema.metadata or {})[_META_KEY])
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+        raise CorruptCheckpoint(store, name, stage, f"{type(exc).__name__}: {exc}") from None
+    problem = _meta_problem(meta, table.num_rows, expect or {})
+    if problem:
+        raise CorruptCheckpoint(store, name, stage, problem)
     return _columns_to_arrays(table), meta
 
 
@@ -371,3 +515,39 @@ def _columns_to_arrays(table: pa.Table) -> dict[str, np.ndarray]:
             [table.column(n).to_numpy() for _, n in members]
         ) if table.num_rows else np.empty((0, len(members)))
     return singles
+
+
+def read_manifest(store: Store, stage: str, key: str) -> Manifest | None:
+    """The stage's manifest if it is committed and belongs to this key, else None."""
+    try:
+        manifest = Manifest.model_validate_json(store.read_bytes(MANIFEST))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"Manifest {store.display(MANIFEST)!r} is not valid ({exc}); the stage "
+                      "will be recomputed.", CheckpointWarning, stacklevel=2)
+        return None
+    if (manifest.stage, manifest.key, manifest.format_version) != (stage, key, FORMAT_VERSION):
+        return None
+    return manifest
+
+
+def commit_manifest(store: Store, manifest: Manifest) -> Manifest:
+    """Write the manifest last, create-only; if another run committed first, keep theirs.
+
+    Two runs of the same stage and key compute the same parts, so either manifest is right;
+    create-only makes sure a committed manifest is never overwritten while it is read.
+    """
+    data = manifest.model_dump_json(indent=1).encode()
+    if store.create(MANIFEST, data):
+        return manifest
+    theirs = read_manifest(store, manifest.stage, manifest.key)
+    if theirs is not None:
+        return theirs
+    store.write_bytes(MANIFEST, data)  # an unreadable leftover: replace it
+    return manifest
+
+
+def retract_manifest(store: Store) -> None:
+    """Mark a stage incomplete again (a committed part turned out corrupt)."""
+    store.remove(MANIFEST)

@@ -76,6 +76,60 @@ def fan_out(
         ctx.__exit__(None, None, None)
 
 
+def fan_in(
+    func: Callable[..., Any],
+    groups: list[list[Any]],
+    combine: Callable[..., Any],
+    *args: Any,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[Any]:
+    """``[combine(g, [func(item, *args) for item in group]) for g, group in ...]``, in order.
+
+    The items run as parallel parts, and each group's results are combined on a worker (one
+    task per group, depending on its parts): only the combined values come back here. Off a
+    cluster, it runs in this thread.
+    """
+    if not groups:
+        return []
+    try:
+        from distributed import worker_client
+
+        ctx = worker_client()
+        client = ctx.__enter__()
+    except ValueError:
+        out = []
+        for g, group in enumerate(groups):
+            out.append(combine(g, *[func(item, *args) for item in group]))
+            if on_progress:
+                on_progress(g + 1, len(groups))
+        return out
+    try:
+        call_args = _scatter_args(client, args)
+        combined = []
+        for g, group in enumerate(groups):
+            parts = [client.submit(func, item, *call_args, pure=False) for item in group]
+            combined.append(client.submit(combine, g, *parts, pure=False))
+        return _gather_in_order(combined, combine.__name__, on_progress)
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def _gather_in_order(futures, what: str, on_progress) -> list[Any]:
+    from distributed import as_completed
+
+    position = {f.key: i for i, f in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    for done, (future, result) in enumerate(as_completed(futures, with_results=True), 1):
+        if future.status == "cancelled" or isinstance(result, asyncio.CancelledError):
+            raise ClusterError(
+                f"Part {position[future.key]} of {what} was cancelled by the Dask cluster "
+                f"({result!r}); the task is retried.")
+        results[position[future.key]] = result
+        if on_progress:
+            on_progress(done, len(futures))
+    return results
+
+
 def _fan_out_here(func, items, args, on_progress) -> list[Any]:
     results = []
     for i, item in enumerate(items, 1):
@@ -85,28 +139,21 @@ def _fan_out_here(func, items, args, on_progress) -> list[Any]:
     return results
 
 
-def _fan_out_on_cluster(client, func, items, args, on_progress) -> list[Any]:
-    from distributed import as_completed
-
+def _scatter_args(client, args: tuple[Any, ...]) -> list[Any]:
+    """``args`` with every shared object replaced by its future: one scatter for all of them,
+    under keys of their own (never content hashes), alive as long as the caller holds them."""
     shared = [i for i, a in enumerate(args) if _scatter_once(a)]
-    # One scatter for all shared objects; unique keys, owned by this call alone.
     scattered = client.scatter([args[i] for i in shared], broadcast=BROADCAST, hash=False)
     by_position = dict(zip(shared, scattered, strict=True))
-    call_args = [by_position.get(i, a) for i, a in enumerate(args)]
+    return [by_position.get(i, a) for i, a in enumerate(args)]
+
+
+def _fan_out_on_cluster(client, func, items, args, on_progress) -> list[Any]:
+    call_args = _scatter_args(client, args)
     futures = [client.submit(func, item, *call_args, pure=False) for item in items]
-    position = {f.key: i for i, f in enumerate(futures)}
-    results: list[Any] = [None] * len(items)
-    # with_results: results are gathered on the client's event loop as parts finish, not by
-    # one blocking round trip per part from this thread.
-    for done, (future, result) in enumerate(as_completed(futures, with_results=True), 1):
-        if future.status == "cancelled" or isinstance(result, asyncio.CancelledError):
-            raise ClusterError(
-                f"Part {position[future.key]} of {func.__name__} was cancelled by the Dask "
-                f"cluster ({result!r}); the task is retried.")
-        results[position[future.key]] = result
-        if on_progress:
-            on_progress(done, len(items))
-    return results
+    # Results are gathered on the client's event loop as parts finish, not by one blocking
+    # round trip per part from this thread.
+    return _gather_in_order(futures, func.__name__, on_progress)
 
 
 def _scatter_once(a: Any) -> bool:

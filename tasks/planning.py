@@ -1,19 +1,19 @@
-"""The small tasks around the stages: plan the run (checks first), write the outputs."""
+"""The tasks around the stages: plan the run (every check first), write the outputs."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import uuid
-from pathlib import Path
+import re
+import time
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
 
 import spectral_core as sc
 from spectral_core.blocks import compute_dtype
@@ -24,92 +24,125 @@ from spectral_core.params import (
     validate_params,
 )
 
+from . import faults
 from .io import (
     FORMAT_VERSION,
-    DatasetPlan,
+    CorruptCheckpoint,
     InputError,
+    Manifest,
+    Part,
+    block_ids,
     check_checkpoint_root,
+    commit_manifest,
     plan_dataset,
+    read_manifest,
+    read_part,
     stage_key,
-    write_table_atomic,
-    write_text_atomic,
+    write_part,
 )
-from .stages import (
-    STAGES,
-    current_flow_run_id,
-    load_embedding,
-    load_labels,
-    read_marker,
-)
+from .job import Block, DatasetPlan, Job, StageKeys, StageSeeds
+from .parallel import fan_out, one_blas_thread
+from .stages import STAGES, committed, current_flow_run_id, embed_parts
+from .storage import StorageError, Store, open_store, within
 
-
-def _check_writable(directory: str, what: str) -> None:
-    path = Path(directory)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{uuid.uuid4().hex}"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"The {what} {directory!r} cannot be written: {exc}.") from exc
-
-
-#: os.pathsep-separated directories that input, output and checkpoint paths must resolve into
-#: (unset: no confinement, for a person running the CLI on their own files).
+#: Directories (or object-store prefixes) that input, output and checkpoint locations must lie
+#: in, separated by os.pathsep (unset: no confinement, for a person running the CLI on their
+#: own files). A URL root such as ``s3://bucket/prefix`` confines to that prefix.
 ALLOWED_ROOTS_ENV = "SPECTRAL_ALLOWED_ROOTS"
 
 
-def confine(path: str, what: str) -> str:
-    """``path`` resolved (symlinks too); refused unless inside the configured roots."""
-    real = os.path.realpath(path)
-    roots = [os.path.realpath(r) for r in os.environ.get(ALLOWED_ROOTS_ENV, "").split(
-        os.pathsep) if r]
-    if roots and not any(os.path.commonpath([real, r]) == r for r in roots):
+def allowed_roots() -> list[Store]:
+    tokens = [t for t in os.environ.get(ALLOWED_ROOTS_ENV, "").split(os.pathsep) if t]
+    roots: list[str] = []
+    for token in tokens:  # "s3://b/p" was split at its ":" by os.pathsep: join it again
+        if roots and token.startswith("//") and re.fullmatch(r"[A-Za-z][\w+.-]*", roots[-1]):
+            roots[-1] += ":" + token
+        else:
+            roots.append(token)
+    return [open_store(r, what="allowed root") for r in roots]
+
+
+def confine(location: str, what: str, storage_options: dict[str, Any] | None = None) -> Store:
+    """The store of ``location`` (local paths resolved, symlinks too), refused unless it lies
+    inside the configured roots (a glob: the directory its wildcards can reach)."""
+    try:
+        store = open_store(location, storage_options, what=what)
+    except StorageError as exc:
+        raise InputError(str(exc)) from None
+    roots = allowed_roots()
+    reach = Store(_glob_base(store.url), store.options)
+    if roots and not within(reach, roots):
         raise InputError(
-            f"The {what} {path!r} resolves to {real!r}, outside the allowed roots {roots} "
-            f"({ALLOWED_ROOTS_ENV}). Use a path inside them."
+            f"The {what} {location!r} resolves to {store.display()!r}, outside the allowed "
+            f"roots {[r.display() for r in roots]} ({ALLOWED_ROOTS_ENV}). Use a location "
+            "inside them."
         )
-    return real
+    return store
 
 
-def _glob_base(source: str) -> str:
+def _glob_base(url: str) -> str:
     """The directory part of a glob before its first wildcard (what the glob can reach)."""
-    head = source
-    for i, ch in enumerate(source):
+    for i, ch in enumerate(url):
         if ch in "*?[":
-            head = source[:i]
-            break
-    return os.path.dirname(head) if head != source else source
+            return url[:i].rsplit("/", 1)[0] or "/"
+    return url
 
 
-def build_job(params: dict[str, Any]) -> dict[str, Any]:
+def _check_access(store: Store, what: str) -> None:
+    """Whether the run could write here, without writing anything (a refused run leaves no
+    trace). Local disk: the nearest existing directory is one, and writable. Object stores:
+    a listing, which proves the credentials and the bucket."""
+    try:
+        if store.is_local:
+            path = store.root
+            while not os.path.exists(path):
+                path = os.path.dirname(path)
+            if not os.path.isdir(path):
+                raise NotADirectoryError(f"{path!r} is a file, not a directory")
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise PermissionError(f"{path!r} is not writable")
+        else:
+            bucket = store.root.split("/", 1)[0]
+            store.fs.ls(bucket, detail=False)
+    except PermissionError as exc:
+        raise InputError(
+            f"The {what} {store.display()!r} cannot be accessed: {exc}. "
+            + ("" if store.is_local else "Check the credentials in the environment (for S3: "
+               "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and AWS_ENDPOINT_URL "
+               "for a server other than AWS).")) from exc
+    except (OSError, ValueError) as exc:
+        raise InputError(f"The {what} {store.display()!r} cannot be written: {exc}.") from exc
+
+
+def build_job(params: dict[str, Any], flow_run_id: str | None = None) -> Job:
     """Every check that needs no pass over the data, then the stage keys. Raises early."""
-    params = dict(params)
-    confine(_glob_base(params["input"]) or ".", "input")
-    params["output_dir"] = confine(params["output_dir"], "output directory")
-    if params.get("checkpoint_dir"):
-        params["checkpoint_dir"] = confine(params["checkpoint_dir"], "checkpoint directory")
-    p = validate_params(_estimator_params(params))  # the estimator's checks and messages
+    options = params.get("storage_options") or {}
+    source = confine(params["input"], "input", options)
+    output = confine(params["output_dir"], "output directory", options)
+    checkpoints = confine(params["checkpoint_dir"], "checkpoint directory", options) \
+        if params.get("checkpoint_dir") else output.child("checkpoints")
+    p = validate_params({n: params[n] for n in PARAMETERS if n in params})
     sc.make_kernel(p["affinity"], gamma=p["gamma"], degree=p["degree"], coef0=p["coef0"],
                    kernel_params=p["kernel_params"], n_neighbors=p["n_neighbors"])
     if callable(p["affinity"]) or not isinstance(p["assign_labels"], str):
         raise InputError("The flow takes string affinities and assign_labels only.")
-    plan = plan_dataset(params["input"], params.get("feature_columns"),
-                        params.get("id_column"), params["block_size"])
-    for f in plan.files:  # a symlink inside the roots may still point outside them
-        confine(f, "input file")
+    _check_access(output, "output directory")
+    _check_access(checkpoints, "checkpoint directory")
+    check_checkpoint_root(checkpoints)  # only checked: nothing is written before validation
+    plan = plan_dataset(source, params.get("feature_columns"), params.get("id_column"),
+                        params["block_size"], fingerprints=checkpoints)
+    if source.is_local:
+        for f in plan.files:  # a symlink inside the roots may still point outside them
+            confine(f.path, "input file")
     check_n_samples(plan.n_rows, p["n_components"])
     check_precomputed_shape((plan.n_rows, plan.n_features), p["affinity"],
                             subject="The input (rows × feature columns)")
-    root = params.get("checkpoint_dir") or os.path.join(params["output_dir"], "checkpoints")
-    _check_writable(params["output_dir"], "output directory")
-    check_checkpoint_root(root)
-    schema = pq.ParquetFile(plan.files[0]).schema_arrow
+    schema = source_schema(source, plan)
     dtype = compute_dtype(schema.field(c).type.to_pandas_dtype() for c in plan.features).name
-    seed = p_seed = params.get("random_state")
+    seed = params.get("random_state")
     if seed is None:  # deterministic per dataset, so a rerun resumes and agrees
-        p_seed = int(hashlib.sha256(plan.fingerprint.encode()).hexdigest()[:8], 16) % 2**31
-    seeds = sc.stage_seeds(p_seed)
+        seed = int(hashlib.sha256(plan.fingerprint.encode()).hexdigest()[:8], 16) % 2**31
+    seeds = sc.stage_seeds(seed)
     kernel_id = {k: p[k] for k in ("affinity", "gamma", "degree", "coef0", "kernel_params",
                                    "n_neighbors")}
     keys: dict[str, str] = {}
@@ -124,87 +157,154 @@ def build_job(params: dict[str, Any]) -> dict[str, Any]:
     keys["embed"] = stage_key(keys["eigendecompose"])
     keys["assign_labels"] = stage_key(keys["embed"], p["assign_labels"], p["n_init"],
                                       p["kmeans_params"], seeds["assign_labels"])
-    job = {
-        "params": {**params, **{k: v for k, v in p.items() if k != "n_jobs"}},
-        "plan": plan.to_dict(),
-        "checkpoint_root": os.path.abspath(root),
-        "output_dir": os.path.abspath(params["output_dir"]),
-        "dtype": dtype,
-        "random_state": seed,
-        "seed": p_seed,
-        "seeds": seeds,
-        "keys": keys,
-        "format_version": FORMAT_VERSION,
-        "flow_run_id": current_flow_run_id(),
-    }
-    job["complete"] = {s: read_marker(job, s) is not None for s in STAGES}
-    return job
+    return Job(
+        estimator={k: v for k, v in p.items() if k != "n_jobs"},
+        plan=plan, checkpoint_url=checkpoints.url, output_url=output.url,
+        storage_options=dict(options), dtype=dtype, random_state=params.get("random_state"),
+        seed=seed, seeds=StageSeeds(**seeds), stage_keys=StageKeys(**keys),
+        format_version=FORMAT_VERSION, flow_run_id=flow_run_id,
+    )
 
 
-def _estimator_params(params: dict[str, Any]) -> dict[str, Any]:
-    return {n: params[n] for n in PARAMETERS if n in params}
+def source_schema(source: Store, plan: DatasetPlan) -> pa.Schema:
+    from .io import _parquet
+
+    return _parquet(source, plan.files[0].path).schema_arrow
 
 
-@task(name="plan", retries=0)
-def plan(params: dict[str, Any]) -> dict[str, Any]:
-    """Reads Parquet footers (and hashes file bytes); checks parameters, paths, directories."""
-    job = build_job(params)
+@task(name="plan", retries=0, cache_policy=NONE, persist_result=False)
+def plan(params: dict[str, Any]) -> Job:
+    """Reads Parquet footers (and hashes changed local files); checks parameters and paths."""
+    job = build_job(params, current_flow_run_id())
     get_run_logger().info(
         "plan: %d rows × %d features in %d files, %d blocks; checkpoint keys %s",
-        job["plan"]["n_rows"], len(job["plan"]["features"]), len(job["plan"]["files"]),
-        len(job["plan"]["blocks"]), job["keys"],
+        job.plan.n_rows, job.plan.n_features, len(job.plan.files), len(job.plan.blocks),
+        job.stage_keys.model_dump(),
     )
     return job
 
 
-def _ids(plan: DatasetPlan) -> tuple[str, pa.Array]:
-    if not plan.id_column:
-        return "row", pa.array(np.arange(plan.n_rows, dtype=np.int64))
-    chunks = [pq.ParquetFile(b.path).read_row_groups(b.row_groups, columns=[plan.id_column])
-              .column(0) for b in plan.blocks]
-    ids = pa.chunked_array([c for ch in chunks for c in ch.chunks]).combine_chunks()
-    return plan.id_column, ids
+# --------------------------------------------------------------------------------------------
+# Outputs: labels/ (and embedding/) as Parquet datasets, written part by part on the workers
+# --------------------------------------------------------------------------------------------
 
 
-@task(name="write_outputs", retries=2, retry_delay_seconds=1)
-def write_outputs(job: dict[str, Any], refs: dict[str, dict[str, Any]],
-                  states: dict[str, str] | None = None) -> dict[str, Any]:
-    """Reads the labels (and embedding) checkpoints; writes labels.parquet, summary.json."""
-    plan = DatasetPlan.from_dict(job["plan"])
-    out = Path(job["output_dir"])
-    labels = load_labels(job)
-    id_name, ids = _ids(plan)
-    write_table_atomic(out / "labels.parquet",
-                       pa.table({id_name: ids, "label": pa.array(labels)}))
-    files = {"labels": str(out / "labels.parquet")}
-    if job["params"]["persist_embedding"]:
-        U = load_embedding(job)
-        cols = {id_name: ids, **{f"u_{j}": pa.array(U[:, j]) for j in range(U.shape[1])}}
-        write_table_atomic(out / "embedding.parquet", pa.table(cols))
-        files["embedding"] = str(out / "embedding.parquet")
-    this_run = job.get("flow_run_id")
+def _output_part(item: tuple[Block, Part, Part | None], plan: DatasetPlan, source: Store,
+                 raw_store: Store, raw_key: str, numbering: Any, id_name: str,
+                 labels: Store, embed_store: Store | None, embed_key: str,
+                 embedding: Store | None) -> tuple[Part, Part | None]:
+    """One block's (id, label) rows, and its (id, u_0 ... u_k-1) rows if asked."""
+    block, raw_part, embed_part = item
+    one_blas_thread()
+    raw = read_part(raw_store, raw_part, stage="assign_labels", expect={"key": raw_key})[0]
+    ids = block_ids(plan, block, store=source)
+    name = f"part-{block.index:06d}.parquet"
+    written = write_part(labels, name, {id_name: ids, "label": numbering[raw["raw"]]},
+                         stage="labels", key=raw_key, block=block.index)
+    extra = None
+    if embedding is not None and embed_part is not None:
+        U = read_part(embed_store, embed_part, stage="embed", expect={"key": embed_key})[0]["u"]
+        extra = write_part(embedding, name, {id_name: ids, **{f"u_{j}": U[:, j]
+                                                               for j in range(U.shape[1])}},
+                           stage="embedding", key=embed_key, block=block.index)
+    faults.after_part("write_outputs")
+    return written, extra
+
+
+class _Numbering:
+    """``numbering[raw]``: the first-appearance label of each raw label (picklable)."""
+
+    def __init__(self, table: list[int], offset: int):
+        self.table, self.offset = np.asarray(table, dtype=np.int64), offset
+
+    def __getitem__(self, raw: np.ndarray) -> np.ndarray:
+        return self.table[np.asarray(raw) - self.offset]
+
+
+def _replace_dataset(store: Store, keep: set[str]) -> None:
+    """Before writing a dataset again: no manifest, and no part the new one will not list.
+
+    This writer lists the directory (readers never do), so that parts of an earlier run on
+    another input cannot join ``pd.read_parquet(<output>/labels)``.
+    """
+    store.remove("_SUCCESS.json")
+    try:
+        names = [os.path.basename(p) for p in store.fs.ls(store.root, detail=False)]
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.startswith("part-") and name not in keep:
+            store.remove(name)
+
+
+@task(name="write_outputs", retries=2, retry_delay_seconds=1, cache_policy=NONE,
+      persist_result=False)
+def write_outputs(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, str]
+                  ) -> dict[str, Any]:
+    """Writes <output>/labels/ (and embedding/) part by part on the workers, then
+    summary.json and the run's summary artifact."""
+    plan, out = job.plan, job.output
+    labels, raw_key = out.child("labels"), job.stage_keys["assign_labels"]
+    persist = job.estimator["persist_embedding"]
+    embedding = out.child("embedding") if persist else None
+    raw_manifest = committed(job, "assign_labels")
+    if raw_manifest is None:
+        raise CorruptCheckpoint(job.stage_store("assign_labels"), "_SUCCESS.json",
+                                "assign_labels", "the manifest is missing")
+    names = {f"part-{b.index:06d}.parquet" for b in plan.blocks}
+    current = read_manifest(labels, "labels", raw_key)
+    current_embedding = read_manifest(embedding, "embedding", job.stage_keys["embed"]) \
+        if embedding is not None else None
+    if current is None or (embedding is not None and current_embedding is None):
+        _replace_dataset(labels, names)
+        if embedding is not None:
+            _replace_dataset(embedding, names)
+        embed_store, embed_list = embed_parts(job) if persist else (None, [None] * len(names))
+        numbering = _Numbering(**raw_manifest.result["numbering"])
+        id_name = plan.id_column or "row"
+        start = time.perf_counter()
+        written = fan_out(_output_part, list(zip(plan.blocks, raw_manifest.parts, embed_list,
+                                                 strict=True)),
+                          plan, job.input, job.stage_store("assign_labels"), raw_key,
+                          numbering, id_name, labels, embed_store, job.stage_keys["embed"],
+                          embedding)
+        seconds = time.perf_counter() - start
+        commit_manifest(labels, Manifest(
+            stage="labels", key=raw_key, format_version=FORMAT_VERSION,
+            parts=[w for w, _ in written], result={"rows": plan.n_rows}, seconds=seconds,
+            flow_run_id=job.flow_run_id))
+        if embedding is not None:
+            commit_manifest(embedding, Manifest(
+                stage="embedding", key=job.stage_keys["embed"], format_version=FORMAT_VERSION,
+                parts=[e for _, e in written], result={"rows": plan.n_rows}, seconds=seconds,
+                flow_run_id=job.flow_run_id))
+    files = {"labels": labels.display()}
+    if embedding is not None:
+        files["embedding"] = embedding.display()
     stages = {
-        s: {"seconds": round(refs[s]["seconds"], 3),
-            "reused": (states or {}).get(s) == "Cached" or bool(refs[s].get("from_checkpoint")),
-            "state": (states or {}).get(s), "key": refs[s]["key"],
-            **{k: refs[s][k] for k in ("parts", "parts_computed") if k in refs[s]}}
+        s: {"seconds": round(refs[s]["seconds"], 3), "state": states.get(s),
+            "reused": bool(refs[s].get("reused")), "key": refs[s]["key"],
+            "parts": refs[s].get("parts"), "parts_computed": refs[s].get("parts_computed")}
         for s in STAGES
     }
     summary = {
-        "parameters": job["params"],
+        "parameters": {"input": job.plan.input_url, "output_dir": job.output_url,
+                       "checkpoint_dir": job.checkpoint_url,
+                       "feature_columns": plan.features, "id_column": plan.id_column,
+                       "storage_options": job.storage_options, **job.estimator},
         "input": {"files": len(plan.files), "rows": plan.n_rows, "features": plan.features,
                   "fingerprint": plan.fingerprint},
-        "seed": job["seed"],
+        "seed": job.seed,
         "eigenvalues": refs["eigendecompose"]["eigenvalues"],
         "cluster_sizes": refs["assign_labels"]["cluster_sizes"],
         "stages": stages,
-        "checkpoint": {"root": job["checkpoint_root"], "key": job["keys"]["assign_labels"],
-                       "keys": job["keys"], "format_version": job["format_version"]},
+        "checkpoint": {"root": job.checkpoint_url, "keys": job.stage_keys.model_dump(),
+                       "format_version": job.format_version},
         "outputs": files,
-        "flow_run_id": this_run,
+        "flow_run_id": job.flow_run_id,
     }
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))
-    files["summary"] = str(out / "summary.json")
+    out.write_bytes("summary.json", json.dumps(summary, indent=2, default=str).encode())
+    files["summary"] = out.display("summary.json")
     create_markdown_artifact(markdown=_markdown(summary), key="spectral-clustering-summary",
                              description="Cluster sizes, eigenvalues and stage timings")
     return {"files": files, "cluster_sizes": summary["cluster_sizes"],
@@ -214,14 +314,15 @@ def write_outputs(job: dict[str, Any], refs: dict[str, dict[str, Any]],
 def _markdown(summary: dict[str, Any]) -> str:
     lines = ["# Spectral clustering", "",
              f"{summary['input']['rows']:,} rows from {summary['input']['files']} file(s); "
-             f"outputs in `{Path(summary['outputs']['labels']).parent}`.", "",
+             f"labels in `{summary['outputs']['labels']}`.", "",
              "| cluster | rows | share |", "|---:|---:|---:|"]
     total = max(sum(summary["cluster_sizes"]), 1)
     for i, n in enumerate(summary["cluster_sizes"]):
         lines.append(f"| {i} | {n:,} | {100 * n / total:.1f}% |")
     lines += ["", "| eigenvalue | value |", "|---:|---:|"]
     lines += [f"| {i + 1} | {v:.6f} |" for i, v in enumerate(summary["eigenvalues"])]
-    lines += ["", "| stage | seconds | reused |", "|---|---:|:---:|"]
+    lines += ["", "| stage | seconds | state | parts computed |", "|---|---:|---|---:|"]
     for s, info in summary["stages"].items():
-        lines.append(f"| {s} | {info['seconds']:.2f} | {'yes' if info['reused'] else ''} |")
+        computed = "" if info["parts"] is None else f"{info['parts_computed']}/{info['parts']}"
+        lines.append(f"| {s} | {info['seconds']:.2f} | {info['state']} | {computed} |")
     return "\n".join(lines)

@@ -44,6 +44,10 @@ def raised_by_distributed(exc: BaseException) -> bool:
 
 def is_transient(exc: BaseException) -> bool:
     """True for a failure worth retrying (see the module docstring)."""
+    from .io import CorruptCheckpoint
+
+    if isinstance(exc, CorruptCheckpoint):  # the flow recomputes the part; a retry cannot
+        return False
     if isinstance(exc, PERMANENT):
         return raised_by_distributed(exc)
     return isinstance(exc, Exception)

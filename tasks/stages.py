@@ -1,31 +1,37 @@
-"""One Prefect task per stage. Each reads Parquet, calls ``spectral_core``, writes Parquet.
+"""One Prefect task per stage. Each reads checkpoints, calls ``spectral_core``, writes parts.
 
 Layout of a run's checkpoints (``<root>/<key>/<stage>/``; each stage's key hashes the input
 fingerprint, the parameters that stage depends on and the format version)::
 
+    <fingerprint>/validate_input/_SUCCESS.json             rows and minimum of the input
     <key>/sample_landmarks/landmarks.parquet
-    <key>/kernel_blocks/pass1/part-000000.parquet ...  weights.parquet  gram.parquet
+    <key>/kernel_blocks/pass1/part-000000.parquet ...       Cᵀ1 of each block
+    <key>/kernel_blocks/weights.parquet                     S, t, s between the passes
+    <key>/kernel_blocks/pass2/group-0000.parquet ...        Gram of each group of blocks
+    <key>/kernel_blocks/gram.parquet
     <key>/eigendecompose/eigen.parquet
-    <key>/embed/part-000000.parquet ...
-    <key>/assign_labels/labels.parquet
-    <key>/<stage>/_SUCCESS.json      written last: the stage's small reference
+    <key>/embed/part-000000.parquet ...                     the row-normalized embedding
+    <key>/assign_labels/part-000000.parquet ...             the clusterer's raw labels
+    <key>/<stage>/_SUCCESS.json                             the manifest, written last
 
-A stage whose ``_SUCCESS.json`` is valid is not recomputed; a stage that died part-way redoes
-only its missing or invalid parts. Tasks return small JSON references, never arrays.
+One rule decides whether a stage runs: its manifest. A stage with a manifest is not run
+again: its task returns at once in a ``Cached`` state (Prefect persists no result of its own,
+so nothing lives in any machine's home directory). A stage without one computes the parts its
+footer checks do not find valid, then commits the manifest. Tasks return small JSON
+references, never arrays.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NONE
+from prefect.states import Completed
 
 import spectral_core as sc
 from spectral_core import blocks
@@ -33,39 +39,41 @@ from spectral_core.params import check_nonnegative
 
 from . import faults
 from .io import (
-    Block,
-    DatasetPlan,
+    CheckpointWarning,
+    CorruptCheckpoint,
     InputError,
+    Manifest,
+    Part,
     check_block,
-    read_arrays,
+    check_checkpoint_root,
+    check_part,
+    commit_manifest,
     read_block,
-    write_arrays,
-    write_text_atomic,
+    read_manifest,
+    read_part,
+    remember_fingerprints,
+    stage_key,
+    write_part,
 )
-from .parallel import fan_out, one_blas_thread
+from .job import Block, DatasetPlan, Job
+from .parallel import fan_in, fan_out, one_blas_thread
 from .retries import retry_transient
+from .storage import Store
 
 STAGES = sc.STAGES
-# spectral_core logs stage timings at INFO; let them reach the run logs (with
-# PREFECT_LOGGING_EXTRA_LOGGERS=spectral_core), not only its warnings.
-logging.getLogger("spectral_core").setLevel(logging.INFO)
 
-
-def _stage_cache_key(stage: str):
-    def key(context, parameters) -> str:
-        return f"spectral-{stage}-{parameters['job']['keys'][stage]}"
-
-    key.__name__ = f"{stage}_cache_key"
-    return key
+#: Blocks whose Gram partials are summed on a worker into one checkpoint. r × r float64 per
+#: block would be 2 MB each at r = 500 (2 GB for 1,000 blocks); summed 16 at a time it is 1/16
+#: of that, and a crash in pass 2 loses at most one group's work per worker.
+GRAM_GROUP = 16
 
 
 def _stage_task(stage: str, **options):
     return task(
         name=stage,
-        cache_key_fn=_stage_cache_key(stage),
-        persist_result=True,
-        # Cached results are read back from disk: JSON, so nothing persisted is unpickled.
-        result_serializer="json",
+        # The manifest is the only record of completion: Prefect keeps no result of its own.
+        cache_policy=NONE,
+        persist_result=False,
         retries=2,
         retry_delay_seconds=1,
         retry_condition_fn=retry_transient,
@@ -74,63 +82,60 @@ def _stage_task(stage: str, **options):
 
 
 # --------------------------------------------------------------------------------------------
-# Paths, markers and small helpers
+# The manifest rule and small helpers
 # --------------------------------------------------------------------------------------------
 
 
-def stage_dir(job: dict[str, Any], stage: str) -> Path:
-    return Path(job["checkpoint_root"]) / job["keys"][stage] / stage
+def _reference(manifest: Manifest, reused: bool, computed: int | None = None) -> dict[str, Any]:
+    """What a stage task returns: small, JSON-able. ``parts`` counts the stage's units of
+    block work (a block per pass), ``parts_computed`` those this run computed."""
+    result = dict(manifest.result)
+    work = result.pop("work", len(manifest.parts))
+    return {"stage": manifest.stage, "key": manifest.key, "seconds": manifest.seconds,
+            "parts": work, "parts_computed": 0 if reused else computed,
+            "reused": reused, "flow_run_id": manifest.flow_run_id, **result}
 
 
-def read_marker(job: dict[str, Any], stage: str) -> dict[str, Any] | None:
-    """The stage's reference if it completed (and its marker matches its key), else None."""
-    path = stage_dir(job, stage) / "_SUCCESS.json"
-    try:
-        ref = json.loads(path.read_text())
-    except (OSError, ValueError):
+def committed(job: Job, stage: str) -> Manifest | None:
+    return read_manifest(job.stage_store(stage), stage, job.stage_keys[stage])
+
+
+def _reuse(job: Job, stage: str):
+    """The ``Cached`` state to return if the stage is complete, else None (and log it)."""
+    manifest = committed(job, stage)
+    if manifest is None:
+        get_run_logger().info("%s: started (key %s)", stage, job.stage_keys[stage])
         return None
-    if ref.get("key") != job["keys"][stage]:
-        return None
-    return {**ref, "from_checkpoint": True}
+    get_run_logger().info("%s: reused checkpoint %s", stage, job.stage_keys[stage])
+    return Completed(name="Cached", message=f"reused checkpoint {job.stage_keys[stage]}",
+                     data=_reference(manifest, reused=True))
 
 
-def _reuse_or_start(job: dict[str, Any], stage: str) -> dict[str, Any] | None:
-    """The stage's reference if its checkpoint is complete (nothing to do), else None."""
-    done = read_marker(job, stage)
-    if done:
-        get_run_logger().info("%s: reused checkpoint %s", stage, job["keys"][stage])
-    else:
-        get_run_logger().info("%s: started (key %s)", stage, job["keys"][stage])
-    return done
+def _commit(job: Job, stage: str, parts: list[Part], result: dict[str, Any], start: float,
+            computed: int, work: int | None = None) -> dict[str, Any]:
+    seconds = time.perf_counter() - start
+    result = {**result, "work": len(parts) if work is None else work}
+    manifest = commit_manifest(job.stage_store(stage), Manifest(
+        stage=stage, key=job.stage_keys[stage], format_version=_format(), parts=parts,
+        result=result, seconds=seconds, flow_run_id=job.flow_run_id))
+    get_run_logger().info("%s: done in %.3f s (key %s)", stage, seconds, job.stage_keys[stage])
+    return _reference(manifest, reused=False, computed=computed)
 
 
-def _finish(job: dict[str, Any], stage: str, ref: dict[str, Any], start: float) -> dict[str, Any]:
-    get_run_logger().info("%s: done in %.3f s (key %s)", stage,
-                          time.perf_counter() - start, job["keys"][stage])
-    ref = {"stage": stage, "key": job["keys"][stage], "seconds": time.perf_counter() - start,
-           "flow_run_id": job.get("flow_run_id"), **ref}
-    write_text_atomic(stage_dir(job, stage) / "_SUCCESS.json", json.dumps(ref))
-    return ref
+def _format() -> int:
+    from .io import FORMAT_VERSION
 
-
-def _plan(job: dict[str, Any]) -> DatasetPlan:
-    return DatasetPlan.from_dict(job["plan"])
-
-
-def _kernel(job: dict[str, Any]) -> sc.Kernel:
-    p = job["params"]
-    return sc.make_kernel(p["affinity"], gamma=p["gamma"], degree=p["degree"], coef0=p["coef0"],
-                          kernel_params=p["kernel_params"], n_neighbors=p["n_neighbors"])
-
-
-def _dtype(job: dict[str, Any]) -> np.dtype:
-    return np.dtype(job["dtype"])
+    return FORMAT_VERSION
 
 
 def _log_warnings(caught: list[warnings.WarningMessage]) -> None:
     logger = get_run_logger()
     for w in caught:
         logger.warning("%s: %s", w.category.__name__, w.message)
+
+
+def _dtype(job: Job) -> np.dtype:
+    return np.dtype(job.dtype)
 
 
 class _Progress:
@@ -155,11 +160,36 @@ class _Progress:
             get_run_logger().info("%s: %s %d/%d parts", self.stage, self.what, done, total)
 
 
+def _part_name(block: Block) -> str:
+    return f"part-{block.index:06d}.parquet"
+
+
+def _check_one(name: str, store: Store, expect: dict[str, Any]
+               ) -> tuple[Part | None, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        part = check_part(store, name, expect)
+    return part, [str(w.message) for w in caught]
+
+
+def _valid_parts(store: Store, names: list[str], expect: dict[str, Any]) -> dict[str, Part]:
+    """The parts already written and valid, judged from their footers alone (in parallel
+    on the cluster: on an object store each check is a request). An invalid part is
+    reported, here, with a :class:`CheckpointWarning` naming it."""
+    checked = fan_out(_check_one, names, store, expect)
+    for _, messages in checked:
+        for message in messages:
+            get_run_logger().warning("%s", message)
+            warnings.warn(message, CheckpointWarning, stacklevel=2)
+    return {name: part for name, (part, _) in zip(names, checked, strict=True)
+            if part is not None}
+
+
 class ParquetRows:
     """Rows of a planned dataset by global index: enough of an array for sample_landmarks."""
 
-    def __init__(self, plan: DatasetPlan, dtype: np.dtype):
-        self.plan = plan
+    def __init__(self, plan: DatasetPlan, dtype: np.dtype, store: Store):
+        self.plan, self.store = plan, store
         self.shape = (plan.n_rows, plan.n_features)
         self.dtype = dtype
         self._starts = np.array([b.start for b in plan.blocks])
@@ -171,7 +201,7 @@ class ParquetRows:
         for b in np.unique(which):
             block = self.plan.blocks[b]
             sel = np.flatnonzero(which == b)
-            out[sel] = read_block(self.plan, block)[indices[sel] - block.start]
+            out[sel] = read_block(self.plan, block, store=self.store)[indices[sel] - block.start]
         return out
 
 
@@ -180,42 +210,54 @@ class ParquetRows:
 # --------------------------------------------------------------------------------------------
 
 
-def _validate_cache_key(context, parameters) -> str:
-    job = parameters["job"]
-    return f"spectral-validate_input-{job['plan']['fingerprint']}-{job['params']['affinity']}"
+def validation_key(job: Job) -> str:
+    return stage_key("validate_input", job.plan.fingerprint)
 
 
-@task(name="validate_input", retries=2, retry_delay_seconds=1,
-      retry_condition_fn=retry_transient, cache_key_fn=_validate_cache_key, persist_result=True,
-      result_serializer="json")
-def validate_input(job: dict[str, Any]) -> dict[str, Any]:
+@task(name="validate_input", retries=2, retry_delay_seconds=1, cache_policy=NONE,
+      persist_result=False, retry_condition_fn=retry_transient)
+def validate_input(job: Job) -> dict[str, Any]:
     """Reads every block once: non-finite values (file, row, column), row counts, minimum."""
-    plan = _plan(job)
-    results = fan_out(check_block, plan.blocks, plan)
-    for r in results:
-        if "error" in r:
+    stage, key = "validate_input", validation_key(job)
+    store = job.checkpoints.child(key, stage)
+    manifest = read_manifest(store, stage, key)
+    if manifest is None:
+        start = time.perf_counter()
+        plan = job.plan
+        results = fan_out(check_block, plan.blocks, plan, job.input)
+        for r in results:
             block = plan.blocks[r["block"]]
-            raise InputError(f"The input file {block.path!r} changed while reading: "
-                             f"{r['error']} in row groups {block.row_groups}.")
-        if "bad_row" in r:
-            block = plan.blocks[r["block"]]
-            raise InputError(
-                f"The input contains NaN or inf: file {block.path!r}, row {r['file_row']} of "
-                f"that file (row {r['bad_row']} of the dataset), column {r['column']!r} "
-                f"(value {r['value']}). Remove or impute those values first."
-            )
-    if plan.id_column:
-        _check_ids(plan, [r["ids"] for r in results])
-    low = min(r["min"] for r in results)
+            where = job.input.display() if len(plan.files) == 1 else plan.path(block)
+            if "error" in r:
+                raise InputError(f"The input file {where!r} changed while reading: "
+                                 f"{r['error']} in row groups {block.row_groups}.")
+            if "bad_row" in r:
+                raise InputError(
+                    f"The input contains NaN or inf: file {plan.path(block)!r}, row "
+                    f"{r['file_row']} of that file (row {r['bad_row']} of the dataset), column "
+                    f"{r['column']!r} (value {r['value']}). Remove or impute those values "
+                    "first."
+                )
+        if plan.id_column:
+            _check_ids(plan, [r["ids"] for r in results])
+        # The input is valid: from here on the run writes checkpoints.
+        check_checkpoint_root(job.checkpoints, create=True)
+        remember_fingerprints(plan, job.checkpoints)
+        manifest = commit_manifest(store, Manifest(
+            stage=stage, key=key, format_version=_format(), parts=[],
+            result={"rows": int(sum(r["rows"] for r in results)),
+                    "min": float(min(r["min"] for r in results))},
+            seconds=time.perf_counter() - start, flow_run_id=job.flow_run_id))
     try:
-        check_nonnegative(low, job["params"]["affinity"], subject="The input")
+        check_nonnegative(manifest.result["min"], job.estimator["affinity"],
+                          subject="The input")
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return {"rows": int(sum(r["rows"] for r in results)), "min": float(low)}
+    return manifest.result
 
 
 def _check_ids(plan: DatasetPlan, parts: list[np.ndarray]) -> None:
-    """Ids must be unique and present: labels.parquet is joined back to the data on them."""
+    """Ids must be unique and present: the labels are joined back to the data on them."""
     ids = np.concatenate(parts)
     if ids.dtype == object and any(v is None for v in ids):
         raise InputError(f"The id column {plan.id_column!r} has missing values; ids must be "
@@ -227,9 +269,9 @@ def _check_ids(plan: DatasetPlan, parts: list[np.ndarray]) -> None:
         first = first.item() if hasattr(first, "item") else first
         raise InputError(
             f"The id column {plan.id_column!r} has {int(dup.sum())} duplicated values (e.g. "
-            f"{first!r} appears {int(counts[dup][0])} times); ids must be unique so that "
-            "labels.parquet can be joined back to the data. Choose another id column or none "
-            "(rows are then numbered)."
+            f"{first!r} appears {int(counts[dup][0])} times); ids must be unique so that the "
+            "labels can be joined back to the data. Choose another id column or none (rows "
+            "are then numbered)."
         )
 
 
@@ -239,37 +281,33 @@ def _check_ids(plan: DatasetPlan, parts: list[np.ndarray]) -> None:
 
 
 @_stage_task("sample_landmarks")
-def sample_landmarks(job: dict[str, Any]) -> dict[str, Any]:
+def sample_landmarks(job: Job):
     """Reads the sampled rows; writes sample_landmarks/landmarks.parquet."""
     stage, start = "sample_landmarks", time.perf_counter()
-    done = _reuse_or_start(job, stage)
-    if done:
-        return done
-    p = job["params"]
-    plan = _plan(job)
+    reused = _reuse(job, stage)
+    if reused:
+        return reused
+    p = job.estimator
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         lm = sc.sample_landmarks(
-            ParquetRows(plan, _dtype(job)), p["n_components"], method=p["landmarks"],
-            precomputed=p["affinity"] == "precomputed",
-            random_state=job["seeds"]["sample_landmarks"],
+            ParquetRows(job.plan, _dtype(job), job.input), p["n_components"],
+            method=p["landmarks"], precomputed=p["affinity"] == "precomputed",
+            random_state=job.seeds.sample_landmarks,
         )
     _log_warnings(caught)
     indices = lm.indices if lm.indices is not None else np.full(lm.n_landmarks, -1)
-    write_arrays(stage_dir(job, stage) / "landmarks.parquet",
-                 {"points": lm.points, "index": indices.astype(np.int64)},
-                 stage=stage, key=job["keys"][stage])
+    part = write_part(job.stage_store(stage), "landmarks.parquet",
+                      {"points": lm.points, "index": indices.astype(np.int64)},
+                      stage=stage, key=job.stage_keys[stage])
     faults.after_part(stage)
-    return _finish(job, stage, {"n_landmarks": lm.n_landmarks}, start)
+    return _commit(job, stage, [part], {"n_landmarks": lm.n_landmarks}, start, 1)
 
 
-def load_landmarks(job: dict[str, Any]) -> sc.Landmarks:
+def load_landmarks(job: Job) -> sc.Landmarks:
     stage = "sample_landmarks"
-    got = read_arrays(stage_dir(job, stage) / "landmarks.parquet",
-                      expect={"stage": stage, "key": job["keys"][stage]})
-    if got is None:
-        raise FileNotFoundError(f"Landmarks of {job['keys'][stage]} are missing; rerun.")
-    arrays, _ = got
+    arrays, _ = read_part(job.stage_store(stage), "landmarks.parquet", stage=stage,
+                          expect={"stage": stage, "key": job.stage_keys[stage]})
     idx = arrays["index"]
     return sc.Landmarks(points=np.ascontiguousarray(arrays["points"], dtype=_dtype(job)),
                         indices=None if (idx < 0).any() else idx)
@@ -280,108 +318,138 @@ def load_landmarks(job: dict[str, Any]) -> sc.Landmarks:
 # --------------------------------------------------------------------------------------------
 
 
-def _column_sums_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks,
-                      kernel: sc.Kernel, out: str, key: str) -> np.ndarray:
+def _column_sums_part(block: Block, plan: DatasetPlan, source: Store, landmarks: sc.Landmarks,
+                      kernel: sc.Kernel, out: Store, key: str) -> tuple[Part, np.ndarray]:
     faults.before_part("kernel_blocks")
     one_blas_thread()
-    s = blocks.block_column_sums(read_block(plan, block), landmarks, kernel)
-    write_arrays(Path(out) / f"part-{block.index:06d}.parquet", {"s": s},
-                 stage="kernel_blocks", key=key, block=block.index)
+    s = blocks.block_column_sums(read_block(plan, block, store=source), landmarks, kernel)
+    part = write_part(out, f"pass1/{_part_name(block)}", {"s": s}, stage="kernel_blocks",
+                      key=key, block=block.index)
     faults.after_part("kernel_blocks")
-    return s
+    return part, s
 
 
-def _gram_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks, kernel: sc.Kernel,
-               weights: blocks.DegreeWeights, out: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+def _gram_part(block: Block, plan: DatasetPlan, source: Store, landmarks: sc.Landmarks,
+               kernel: sc.Kernel, weights: blocks.DegreeWeights
+               ) -> tuple[np.ndarray, np.ndarray]:
     faults.before_part("kernel_blocks")
     one_blas_thread()
-    gram, stats = blocks.block_gram(read_block(plan, block), landmarks, kernel,
-                                weights.degree_weights, weights.degree_floor,
-                                weights.normalizer, weights.diagonal)
-    write_arrays(Path(out) / f"part-{block.index:06d}.parquet", {"gram": gram},
-                 stage="kernel_blocks", key=key, block=block.index, stats=stats.tolist())
+    return blocks.block_gram(read_block(plan, block, store=source), landmarks, kernel,
+                             weights.degree_weights, weights.degree_floor, weights.normalizer,
+                             weights.diagonal)
+
+
+def _gram_group(group: int, *partials: tuple[np.ndarray, np.ndarray], out: Store | None = None,
+                key: str = "") -> tuple[Part, np.ndarray, np.ndarray]:
+    """The Gram and degree statistics of a group of blocks, summed on the worker, written."""
+    gram = blocks.sum_in_order([g for g, _ in partials])
+    stats = np.asarray([st for _, st in partials]).reshape(-1, 4)
+    merged = np.array([stats[:, 0].sum(), stats[:, 1].min(), stats[:, 2].max(),
+                       stats[:, 3].sum()])
+    part = write_part(out, f"pass2/group-{group:04d}.parquet", {"gram": gram},
+                      stage="kernel_blocks", key=key, group=group, stats=merged.tolist())
     faults.after_part("kernel_blocks")
-    return gram, stats
+    return part, gram, merged
 
 
-def _resume_parts(folder: Path, plan: DatasetPlan, key: str, stage: str):
-    """Valid parts already on disk (by block index) and the blocks still to compute."""
-    have, todo = {}, []
-    for block in plan.blocks:
-        got = read_arrays(folder / f"part-{block.index:06d}.parquet",
-                          expect={"stage": stage, "key": key, "block": block.index})
-        if got is None:
-            todo.append(block)
-        else:
-            have[block.index] = got
-    return have, todo
+def gram_groups(plan: DatasetPlan) -> list[list[Block]]:
+    return [plan.blocks[i:i + GRAM_GROUP] for i in range(0, len(plan.blocks), GRAM_GROUP)]
 
 
 @_stage_task("kernel_blocks")
-def kernel_blocks(job: dict[str, Any], landmarks_ref: dict[str, Any]) -> dict[str, Any]:
-    """Two passes over the blocks; writes per-part partials, weights.parquet, gram.parquet."""
+def kernel_blocks(job: Job, landmarks_ref: dict[str, Any]):
+    """Two passes over the blocks; writes pass-1 parts, weights, pass-2 groups, the Gram."""
     stage, start = "kernel_blocks", time.perf_counter()
-    done = _reuse_or_start(job, stage)
-    if done:
-        return done
-    p, plan, key = job["params"], _plan(job), job["keys"][stage]
-    folder = stage_dir(job, stage)
-    landmarks, kernel = load_landmarks(job), _kernel(job)
+    reused = _reuse(job, stage)
+    if reused:
+        return reused
+    p, plan, key, out = job.estimator, job.plan, job.stage_keys[stage], job.stage_store(stage)
+    landmarks, kernel = load_landmarks(job), job.kernel()
     computed = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         prepared = blocks.prepare_landmark_kernel(landmarks, kernel, dtype=_dtype(job),
-                                              min_rank=p["n_clusters"])
-        have, todo = _resume_parts(folder / "pass1", plan, key, stage)
-        new = fan_out(_column_sums_part, todo, plan, landmarks, kernel,
-                        str(folder / "pass1"), key,
-                        on_progress=_Progress(stage, "pass 1 (column sums)"))
+                                                  min_rank=p["n_clusters"])
+        # Pass 1: s = Σ_b Cᵀ1 over the blocks (parts found valid are read, not recomputed).
+        names = [f"pass1/{_part_name(b)}" for b in plan.blocks]
+        found = _valid_parts(out, names, {"stage": stage, "key": key})
+        sums: dict[int, np.ndarray] = {}
+        parts: dict[str, Part] = {}
+        for b, name in zip(plan.blocks, names, strict=True):
+            if name in found:
+                try:
+                    sums[b.index] = read_part(out, found[name], stage=stage)[0]["s"]
+                    parts[name] = found[name]
+                except CorruptCheckpoint as exc:
+                    get_run_logger().warning("%s", exc)
+        todo = [b for b in plan.blocks if b.index not in sums]
+        new = fan_out(_column_sums_part, todo, plan, job.input, landmarks, kernel, out, key,
+                      on_progress=_Progress(stage, "pass 1 (column sums)"))
         computed += len(todo)
-        sums = {b.index: s for b, s in zip(todo, new, strict=True)}
-        sums.update({i: a["s"] for i, (a, _) in have.items()})
+        for b, (part, s) in zip(todo, new, strict=True):
+            sums[b.index], parts[part.name] = s, part
         s = blocks.sum_in_order([sums[b.index] for b in plan.blocks])
         weights = blocks.degree_weights(s, prepared, kernel, n_samples=plan.n_rows,
-                                    dtype=_dtype(job), min_rank=p["n_clusters"])
-        write_arrays(folder / "weights.parquet",
-                     {"S": weights.normalizer, "t": weights.degree_weights, "s": s,
-                      "lam": weights.landmark_eigenvalues},
-                     stage=stage, key=key, diagonal=weights.diagonal,
-                     floor=weights.degree_floor)
-
-        have, todo = _resume_parts(folder / "pass2", plan, key, stage)
-        new = fan_out(_gram_part, todo, plan, landmarks, kernel, weights,
-                        str(folder / "pass2"), key,
-                        on_progress=_Progress(stage, "pass 2 (Gram)"))
-        computed += len(todo)
-        parts = {b.index: g for b, g in zip(todo, new, strict=True)}
-        parts.update({i: (a["gram"], np.asarray(m["stats"])) for i, (a, m) in have.items()})
-        ordered = [parts[b.index] for b in plan.blocks]
-        summary = blocks.summarize_kernel_blocks(weights, [g for g, _ in ordered],
-                                             [st for _, st in ordered], kernel,
-                                             n_samples=plan.n_rows)
+                                        dtype=_dtype(job), min_rank=p["n_clusters"])
+        parts["weights.parquet"] = write_part(
+            out, "weights.parquet", {"S": weights.normalizer, "t": weights.degree_weights,
+                                     "s": s, "lam": weights.landmark_eigenvalues},
+            stage=stage, key=key, diagonal=weights.diagonal, floor=weights.degree_floor)
+        # Pass 2: G = Σ F̃ᵀF̃, summed per group of blocks on the workers.
+        groups = gram_groups(plan)
+        gnames = [f"pass2/group-{g:04d}.parquet" for g in range(len(groups))]
+        found = _valid_parts(out, gnames, {"stage": stage, "key": key})
+        totals: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for g, name in enumerate(gnames):
+            if name in found:
+                try:
+                    arrays, meta = read_part(out, found[name], stage=stage)
+                    totals[g], parts[name] = (arrays["gram"], np.asarray(meta["stats"])), \
+                        found[name]
+                except CorruptCheckpoint as exc:
+                    get_run_logger().warning("%s", exc)
+        missing = [g for g in range(len(groups)) if g not in totals]
+        new = fan_in(_gram_part, [groups[g] for g in missing],
+                     _GroupWriter(out, key, missing), plan, job.input, landmarks, kernel,
+                     weights, on_progress=_Progress(stage, "pass 2 (Gram)"))
+        computed += sum(len(groups[g]) for g in missing)
+        for g, (part, gram, stats) in zip(missing, new, strict=True):
+            totals[g], parts[part.name] = (gram, stats), part
+        summary = blocks.summarize_kernel_blocks(
+            weights, [totals[g][0] for g in range(len(groups))],
+            [totals[g][1] for g in range(len(groups))], kernel, n_samples=plan.n_rows)
     _log_warnings(caught)
-    write_arrays(folder / "gram.parquet", {"G": summary.gram}, stage=stage, key=key,
-                 n_clipped=summary.n_clipped, degree_min=summary.degree_min,
-                 degree_max=summary.degree_max, degree_mean=summary.degree_mean)
-    return _finish(job, stage, {
-        "rank": summary.rank, "n_clipped": summary.n_clipped, "parts": 2 * len(plan.blocks),
-        "parts_computed": computed, "degree_min": summary.degree_min,
-        "degree_mean": summary.degree_mean,
-    }, start)
+    parts["gram.parquet"] = write_part(
+        out, "gram.parquet", {"G": summary.gram}, stage=stage, key=key,
+        n_clipped=summary.n_clipped, degree_min=summary.degree_min,
+        degree_max=summary.degree_max, degree_mean=summary.degree_mean)
+    return _commit(job, stage, list(parts.values()), {
+        "rank": summary.rank, "n_clipped": summary.n_clipped,
+        "degree_min": summary.degree_min, "degree_mean": summary.degree_mean,
+    }, start, computed, work=2 * len(plan.blocks))
 
 
-def load_kernel_summary(job: dict[str, Any]) -> sc.KernelSummary:
-    stage, key = "kernel_blocks", job["keys"]["kernel_blocks"]
-    folder = stage_dir(job, stage)
-    w = read_arrays(folder / "weights.parquet", expect={"stage": stage, "key": key})
-    g = read_arrays(folder / "gram.parquet", expect={"stage": stage, "key": key})
-    if w is None or g is None:
-        raise FileNotFoundError(f"kernel_blocks checkpoint {key} is incomplete; rerun.")
-    (wa, wm), (ga, gm) = w, g
+class _GroupWriter:
+    """``combine`` for :func:`fan_in`: writes group ``ids[g]``'s summed Gram on the worker."""
+
+    __name__ = "_gram_group"
+
+    def __init__(self, out: Store, key: str, ids: list[int]):
+        self.out, self.key, self.ids = out, key, ids
+
+    def __call__(self, g: int, *partials):
+        return _gram_group(self.ids[g], *partials, out=self.out, key=self.key)
+
+
+def load_kernel_summary(job: Job) -> sc.KernelSummary:
+    stage, key = "kernel_blocks", job.stage_keys["kernel_blocks"]
+    out = job.stage_store(stage)
+    wa, wm = read_part(out, "weights.parquet", stage=stage, expect={"key": key})
+    ga, gm = read_part(out, "gram.parquet", stage=stage, expect={"key": key})
     return sc.KernelSummary(
         column_sums=wa["s"], normalizer=wa["S"], diagonal=wm["diagonal"],
         degree_weights=wa["t"], degree_floor=wm["floor"], gram=ga["G"],
-        landmark_eigenvalues=wa["lam"], n_samples=job["plan"]["n_rows"],
+        landmark_eigenvalues=wa["lam"], n_samples=job.plan.n_rows,
         n_clipped=gm["n_clipped"], degree_min=gm["degree_min"], degree_max=gm["degree_max"],
         degree_mean=gm["degree_mean"],
     )
@@ -393,29 +461,30 @@ def load_kernel_summary(job: dict[str, Any]) -> sc.KernelSummary:
 
 
 @_stage_task("eigendecompose")
-def eigendecompose(job: dict[str, Any], kernel_ref: dict[str, Any]) -> dict[str, Any]:
+def eigendecompose(job: Job, kernel_ref: dict[str, Any]):
     """Reads gram.parquet and weights.parquet; writes eigendecompose/eigen.parquet."""
     stage, start = "eigendecompose", time.perf_counter()
-    done = _reuse_or_start(job, stage)
-    if done:
-        return done
-    p = job["params"]
-    eigen = sc.eigendecompose(load_kernel_summary(job), p["n_clusters"],
-                              eigen_solver=p["eigen_solver"], eigen_tol=p["eigen_tol"],
-                              random_state=job["seeds"]["eigendecompose"])
-    write_arrays(stage_dir(job, stage) / "eigen.parquet", {"P": eigen.projection},
-                 stage=stage, key=job["keys"][stage], eigenvalues=eigen.eigenvalues.tolist())
+    reused = _reuse(job, stage)
+    if reused:
+        return reused
+    p = job.estimator
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        eigen = sc.eigendecompose(load_kernel_summary(job), p["n_clusters"],
+                                  eigen_solver=p["eigen_solver"], eigen_tol=p["eigen_tol"],
+                                  random_state=job.seeds.eigendecompose)
+    _log_warnings(caught)
+    part = write_part(job.stage_store(stage), "eigen.parquet", {"P": eigen.projection},
+                      stage=stage, key=job.stage_keys[stage],
+                      eigenvalues=eigen.eigenvalues.tolist())
     faults.after_part(stage)
-    return _finish(job, stage, {"eigenvalues": eigen.eigenvalues.tolist()}, start)
+    return _commit(job, stage, [part], {"eigenvalues": eigen.eigenvalues.tolist()}, start, 1)
 
 
-def load_eigen(job: dict[str, Any]) -> sc.EigenResult:
+def load_eigen(job: Job) -> sc.EigenResult:
     stage = "eigendecompose"
-    got = read_arrays(stage_dir(job, stage) / "eigen.parquet",
-                      expect={"stage": stage, "key": job["keys"][stage]})
-    if got is None:
-        raise FileNotFoundError(f"eigendecompose checkpoint {job['keys'][stage]} is missing.")
-    arrays, meta = got
+    arrays, meta = read_part(job.stage_store(stage), "eigen.parquet", stage=stage,
+                             expect={"key": job.stage_keys[stage]})
     return sc.EigenResult(eigenvalues=np.asarray(meta["eigenvalues"]), projection=arrays["P"])
 
 
@@ -424,43 +493,43 @@ def load_eigen(job: dict[str, Any]) -> sc.EigenResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _embed_part(block: Block, plan: DatasetPlan, landmarks: sc.Landmarks, kernel: sc.Kernel,
-                summary: sc.KernelSummary, eigen: sc.EigenResult, out: str, key: str) -> int:
+def _embed_part(block: Block, plan: DatasetPlan, source: Store, landmarks: sc.Landmarks,
+                kernel: sc.Kernel, summary: sc.KernelSummary, eigen: sc.EigenResult,
+                out: Store, key: str) -> Part:
     faults.before_part("embed")
     one_blas_thread()
-    U = blocks.block_embedding(read_block(plan, block), landmarks, kernel, summary.degree_weights,
-                           summary.degree_floor, eigen.projection)
-    write_arrays(Path(out) / f"part-{block.index:06d}.parquet", {"u": U},
-                 stage="embed", key=key, block=block.index)
+    U = blocks.block_embedding(read_block(plan, block, store=source), landmarks, kernel,
+                               summary.degree_weights, summary.degree_floor, eigen.projection)
+    part = write_part(out, _part_name(block), {"u": U}, stage="embed", key=key,
+                      block=block.index)
     faults.after_part("embed")
-    return block.index
+    return part
 
 
 @_stage_task("embed")
-def embed(job: dict[str, Any], eigen_ref: dict[str, Any]) -> dict[str, Any]:
+def embed(job: Job, eigen_ref: dict[str, Any]):
     """Third pass over the blocks; writes embed/part-*.parquet (row-normalized, n × k)."""
     stage, start = "embed", time.perf_counter()
-    done = _reuse_or_start(job, stage)
-    if done:
-        return done
-    plan, key, folder = _plan(job), job["keys"][stage], stage_dir(job, stage)
-    _, todo = _resume_parts(folder, plan, key, stage)
-    fan_out(_embed_part, todo, plan, load_landmarks(job), _kernel(job),
-              load_kernel_summary(job), load_eigen(job), str(folder), key,
-              on_progress=_Progress(stage, "embedding"))
-    return _finish(job, stage, {"parts": len(plan.blocks), "parts_computed": len(todo)}, start)
+    reused = _reuse(job, stage)
+    if reused:
+        return reused
+    plan, key, out = job.plan, job.stage_keys[stage], job.stage_store(stage)
+    names = [_part_name(b) for b in plan.blocks]
+    found = _valid_parts(out, names, {"stage": stage, "key": key})
+    todo = [b for b, name in zip(plan.blocks, names, strict=True) if name not in found]
+    new = fan_out(_embed_part, todo, plan, job.input, load_landmarks(job), job.kernel(),
+                  load_kernel_summary(job), load_eigen(job), out, key,
+                  on_progress=_Progress(stage, "embedding"))
+    parts = {**found, **{part.name: part for part in new}}
+    return _commit(job, stage, [parts[name] for name in names], {}, start, len(todo))
 
 
-def load_embedding(job: dict[str, Any]) -> np.ndarray:
-    plan, key, folder = _plan(job), job["keys"]["embed"], stage_dir(job, "embed")
-    parts = []
-    for block in plan.blocks:
-        got = read_arrays(folder / f"part-{block.index:06d}.parquet",
-                          expect={"stage": "embed", "key": key, "block": block.index})
-        if got is None:
-            raise FileNotFoundError(f"embed part {block.index} of {key} is missing; rerun.")
-        parts.append(got[0]["u"])
-    return np.concatenate(parts, axis=0)
+def embed_parts(job: Job) -> tuple[Store, list[Part]]:
+    manifest = committed(job, "embed")
+    if manifest is None:
+        raise CorruptCheckpoint(job.stage_store("embed"), "_SUCCESS.json", "embed",
+                                "the manifest is missing")
+    return job.stage_store("embed"), manifest.parts
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,36 +537,71 @@ def load_embedding(job: dict[str, Any]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def _sample_rows(item: tuple[Block, Part, np.ndarray], store: Store, key: str) -> np.ndarray:
+    """The sampled rows of one embedding part (read on the worker that holds the work)."""
+    _, part, local = item
+    U = read_part(store, part, stage="embed", expect={"key": key})[0]["u"]
+    return U[local]
+
+
+def _label_part(item: tuple[Block, Part], store: Store, key: str, model: Any, out: Store,
+                out_key: str) -> tuple[Part, dict[int, int], np.ndarray]:
+    """The clusterer's raw labels of one part, written, with each label's first row."""
+    block, part = item
+    faults.before_part("assign_labels")
+    one_blas_thread()
+    U = read_part(store, part, stage="embed", expect={"key": key})[0]["u"]
+    raw = np.asarray(model.predict(U), dtype=np.int64)
+    written = write_part(out, _part_name(block), {"raw": raw}, stage="assign_labels",
+                         key=out_key, block=block.index)
+    faults.after_part("assign_labels")
+    values, counts = np.unique(raw, return_counts=True)
+    return written, blocks.first_rows(raw, offset=block.start), np.stack([values, counts])
+
+
 @_stage_task("assign_labels")
-def assign_labels(job: dict[str, Any], embed_ref: dict[str, Any]) -> dict[str, Any]:
-    """Reads the embedding parts; writes assign_labels/labels.parquet and the outputs."""
+def assign_labels(job: Job, embed_ref: dict[str, Any]):
+    """Fits the clusterer on a sample of the embedding parts, then labels every part on the
+    workers; writes assign_labels/part-*.parquet (raw labels) and the label numbering."""
     stage, start = "assign_labels", time.perf_counter()
-    done = _reuse_or_start(job, stage)
-    if done:
-        return done
-    p, key = job["params"], job["keys"][stage]
-    U = load_embedding(job)
+    reused = _reuse(job, stage)
+    if reused:
+        return reused
+    p, plan, key, out = job.estimator, job.plan, job.stage_keys[stage], job.stage_store(stage)
+    source, parts = embed_parts(job)
+    seed = blocks.assignment_seed(job.seeds.assign_labels)
+    rows = blocks.fit_rows(plan.n_rows, seed)
+    items = []
+    for b, part in zip(plan.blocks, parts, strict=True):
+        local = np.arange(b.rows) if rows is None else \
+            rows[(rows >= b.start) & (rows < b.start + b.rows)] - b.start
+        if local.size:
+            items.append((b, part, local))
+    sample = np.concatenate(fan_out(_sample_rows, items, source, job.stage_keys["embed"]))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        labels, _model, _ = sc.assign_labels(
-            U, p["n_clusters"], assigner=p["assign_labels"], n_init=p["n_init"],
-            kmeans_params=p["kmeans_params"], random_state=job["seeds"]["assign_labels"],
-        )
+        model = blocks.make_assigner(p["assign_labels"], p["n_clusters"], n_init=p["n_init"],
+                                     kmeans_params=p["kmeans_params"], random_state=seed)
+        model.fit(sample)
     _log_warnings(caught)
-    write_arrays(stage_dir(job, stage) / "labels.parquet", {"label": labels.astype(np.int64)},
-                 stage=stage, key=key)
-    faults.after_part(stage)
-    sizes = np.bincount(labels[labels >= 0], minlength=p["n_clusters"]).tolist()
-    return _finish(job, stage, {"cluster_sizes": sizes, "n_rows": int(labels.size)}, start)
-
-
-def load_labels(job: dict[str, Any]) -> np.ndarray:
-    stage = "assign_labels"
-    got = read_arrays(stage_dir(job, stage) / "labels.parquet",
-                      expect={"stage": stage, "key": job["keys"][stage]})
-    if got is None:
-        raise FileNotFoundError(f"labels of {job['keys'][stage]} are missing; rerun.")
-    return got[0]["label"]
+    del sample
+    results = fan_out(_label_part, list(zip(plan.blocks, parts, strict=True)), source,
+                      job.stage_keys["embed"], model, out, key,
+                      on_progress=_Progress(stage, "labelling"))
+    first: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    for _, firsts, value_counts in results:
+        for label, row in firsts.items():
+            first[label] = min(row, first.get(label, row))
+        for label, count in value_counts.T:
+            counts[int(label)] = counts.get(int(label), 0) + int(count)
+    mapping = blocks.order_by_first_row(first)
+    order = sorted((label for label in first if label >= 0), key=first.__getitem__)
+    sizes = [counts[label] for label in order]
+    return _commit(job, stage, [part for part, _, _ in results], {
+        "cluster_sizes": sizes, "n_rows": plan.n_rows,
+        "numbering": {"table": mapping.table.tolist(), "offset": mapping.offset},
+    }, start, len(plan.blocks))
 
 
 def current_flow_run_id() -> str | None:

@@ -1,6 +1,8 @@
 """A real Dask cluster for tests: a scheduler and workers as separate processes on 127.0.0.1."""
 
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -12,11 +14,22 @@ BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_cluster(worker_envs, env=None, nthreads=1):
+def private(command, directories):
+    """``command`` in its own mount and PID namespaces, with an empty tmpfs over each of
+    ``directories``: a process that shares no disk with this one (root, util-linux unshare).
+    Killing it kills everything in its namespace."""
+    steps = [f"mkdir -p {shlex.quote(str(d))} && mount -t tmpfs -o mode=1777 tmpfs "
+             f"{shlex.quote(str(d))}" for d in directories]
+    script = " && ".join([*steps, "exec " + " ".join(shlex.quote(str(a)) for a in command)])
+    return ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
+            "--kill-child", "--mount-proc", "--", "sh", "-c", script]
+
+
+def start_cluster(worker_envs, env=None, nthreads=1, private_dirs=()):
     """A scheduler and one worker per env; returns (address, processes).
 
     Workers get the repository root on ``PYTHONPATH``, so functions defined in test modules
-    can run on them.
+    can run on them. With ``private_dirs``, each worker sees its own empty tmpfs there.
     """
     from distributed import Client
 
@@ -28,11 +41,14 @@ def start_cluster(worker_envs, env=None, nthreads=1):
                                "--port", str(port), "--no-dashboard"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     for extra in worker_envs:
-        procs.append(subprocess.Popen(
-            # --no-nanny: a SIGKILLed worker stays dead (a nanny would restart it).
-            [str(BIN / "dask"), "worker", address, "--nthreads", str(nthreads),
-             "--no-dashboard", "--no-nanny", "--host", "127.0.0.1"], env={**env, **extra},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        # --no-nanny: a SIGKILLed worker stays dead (a nanny would restart it).
+        command = [str(BIN / "dask"), "worker", address, "--nthreads", str(nthreads),
+                   "--no-dashboard", "--no-nanny", "--host", "127.0.0.1"]
+        if private_dirs:
+            command = private([*command, "--local-directory", str(private_dirs[0])],
+                              private_dirs)
+        procs.append(subprocess.Popen(command, env={**env, **extra}, start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     with Client(address, timeout=60) as client:
         client.wait_for_workers(len(worker_envs), timeout=60)
     return address, procs
@@ -41,6 +57,11 @@ def start_cluster(worker_envs, env=None, nthreads=1):
 def stop_cluster(procs):
     for p in reversed(procs):
         p.terminate()
+        if p.args[0] == "unshare":  # its namespace dies with it
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     for p in procs:
         try:
             p.wait(timeout=20)

@@ -108,7 +108,7 @@ def test_kmeans_on_a_sample_labels_every_row(monkeypatch):
 
     X, y = make_blobs(3000, n_features=5, centers=4, cluster_std=0.5, random_state=2)
     full = SpectralClustering(n_clusters=4, n_components=80, random_state=0).fit(X)
-    monkeypatch.setattr(_assign, "KMEANS_FIT_ROWS", 300)
+    monkeypatch.setattr(_assign, "FIT_ROWS", 300)
     sampled = SpectralClustering(n_clusters=4, n_components=80, random_state=0).fit(X)
     assert sampled.assign_labels_.labels_.shape == (300,)  # the centres saw 300 rows
     assert full.assign_labels_.labels_.shape == (3000,)

@@ -51,8 +51,7 @@ def _api_once(url, method, body, timeout):
 
 def base_env(home, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_LOGGING_EXTRA_LOGGERS="spectral_core")
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -27,7 +27,7 @@ def _deployment_id(server, name):
 
 
 def _labels(out):
-    return pq.read_table(out / "labels.parquet").column("label").to_numpy()
+    return pq.read_table(out / "labels").column("label").to_numpy()
 
 
 def test_trigger_on_demand_through_the_rest_api(server, served, dataset, tmp_path):
@@ -38,9 +38,8 @@ def test_trigger_on_demand_through_the_rest_api(server, served, dataset, tmp_pat
     final = wait_for_run(server["url"], run["id"])
     assert final["state_type"] == "COMPLETED", served["log"].read_text()[-3000:]
     np.testing.assert_array_equal(_labels(tmp_path / "out"), dataset[2])
-    # spectral_core's own log lines reach the run's logs (PREFECT_LOGGING_EXTRA_LOGGERS).
-    # The stages run in the subflow 'spectral-stages' (its Dask task runner comes from the
-    # parameters), whose parent is this run.
+    # Each stage's progress lines reach the logs of the run the user triggered or of its
+    # subflow 'spectral-stages' (its Dask task runner comes from the parameters).
     status, subflows = api(f"{server['url']}/flow_runs/filter", "POST", {
         "flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}})
     assert status == 200 and len(subflows) == 1, subflows
@@ -48,8 +47,9 @@ def test_trigger_on_demand_through_the_rest_api(server, served, dataset, tmp_pat
     status, logs = api(f"{server['url']}/logs/filter", "POST",
                        {"logs": {"flow_run_id": {"any_": ids}}, "limit": 200})
     assert status == 200
-    names = {entry["name"] for entry in logs}
-    assert any(n.startswith("spectral_core") for n in names), names
+    messages = [entry["message"] for entry in logs]
+    for stage in ("sample_landmarks", "kernel_blocks", "embed", "assign_labels"):
+        assert any(m.startswith(f"{stage}: done in") for m in messages), (stage, messages)
 
 
 def test_invalid_parameter_is_rejected_and_no_run_starts(server, served, dataset, tmp_path):
@@ -77,7 +77,7 @@ def test_the_schedule_produces_a_run_on_its_own(server, served):
         time.sleep(2)
     else:
         raise AssertionError("no scheduled run completed: " + served["log"].read_text()[-3000:])
-    assert (served["work"] / "nightly" / "labels.parquet").exists()
+    assert (served["work"] / "nightly" / "labels" / "_SUCCESS.json").exists()
 
 
 def test_the_ui_is_served_and_lists_the_deployments(server, served):
@@ -106,7 +106,7 @@ def test_cli_trigger_failure_then_retry_resumes(server, served, dataset, tmp_pat
         assert failed["state_type"] == "FAILED", failed["state_type"]
     finally:
         served["fault"].unlink()
-    assert not (out / "labels.parquet").exists()
+    assert not (out / "labels" / "_SUCCESS.json").exists()
     done_parts = len(list(out.glob("checkpoints/*/embed/part-*.parquet")))
     assert done_parts >= 2
     subprocess.run([str(BIN / "prefect"), "flow-run", "retry", run_id], env=server["env"],

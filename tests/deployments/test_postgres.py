@@ -99,7 +99,7 @@ def test_server_on_postgresql_runs_a_deployment(postgres, dataset, tmp_path):
             (tmp_path / "serve.log").read_text()[-3000:]
         import pyarrow.parquet as pq
 
-        labels = pq.read_table(tmp_path / "out" / "labels.parquet").column("label").to_numpy()
+        labels = pq.read_table(tmp_path / "out" / "labels").column("label").to_numpy()
         np.testing.assert_array_equal(labels, clean)
         # The run is recorded in PostgreSQL, not in a SQLite file.
         count = subprocess.run([*postgres["psql"], "select count(*) from flow_run where id = "

@@ -20,9 +20,9 @@ def test_cli_run_end_to_end(blobs_data, tmp_path):
          "--id-column", "id", "--block-size", "1000"], cli_env(tmp_path))
     assert code == 0, err[-3000:]
     assert "database is locked" not in err
-    for word in ("labels.parquet", "summary.json", "clusters", "kernel_blocks", "embed"):
+    for word in ("labels", "summary.json", "clusters", "kernel_blocks", "embed"):
         assert word in stdout
-    labels = pq.read_table(out / "labels.parquet").column("label").to_numpy()
+    labels = pq.read_table(out / "labels").column("label").to_numpy()
     clean = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
     np.testing.assert_array_equal(labels, clean.labels_)
 
@@ -74,6 +74,6 @@ def test_cli_with_worker_processes_shares_one_local_server(blobs_data, tmp_path)
     assert code == 0, err[-3000:]
     assert "database is locked" not in err
     assert "Starting temporary server" not in err  # no per-process temporary API servers
-    labels = pq.read_table(out / "labels.parquet").column("label").to_numpy()
+    labels = pq.read_table(out / "labels").column("label").to_numpy()
     clean = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
     np.testing.assert_array_equal(labels, clean.labels_)

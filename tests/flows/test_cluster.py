@@ -32,7 +32,7 @@ def test_flow_on_an_existing_multi_process_cluster(blobs_data, tmp_path, dask_cl
                             block_size=500, n_clusters=3, gamma=0.1, n_components=50,
                             random_state=0, dask={"address": dask_cluster})
     spectral_clustering(params)
-    labels = pq.read_table(tmp_path / "out" / "labels.parquet").column("label").to_numpy()
+    labels = pq.read_table(tmp_path / "out" / "labels").column("label").to_numpy()
     clean = SpectralClustering(**params.estimator_params()).fit(X)
     np.testing.assert_array_equal(labels, clean.labels_)
     with Client(dask_cluster) as client:
@@ -59,7 +59,7 @@ def test_worker_killed_during_kernel_blocks_run_still_completes(blobs_data, tmp_
         assert procs[2].wait(timeout=60) == -9  # the faulty worker really died
         with Client(address) as client:
             assert len(client.scheduler_info()["workers"]) == 1
-        labels = pq.read_table(tmp_path / "out" / "labels.parquet").column("label").to_numpy()
+        labels = pq.read_table(tmp_path / "out" / "labels").column("label").to_numpy()
         clean = SpectralClustering(**params.estimator_params()).fit(X)
         np.testing.assert_array_equal(labels, clean.labels_)
     finally:

@@ -31,7 +31,7 @@ def test_concurrent_runs_share_a_checkpoint_directory(blobs_data, tmp_path):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, (name, err[-3000:])
     for name, k in runs.items():
-        labels = pq.read_table(tmp_path / name / "labels.parquet").column("label").to_numpy()
+        labels = pq.read_table(tmp_path / name / "labels").column("label").to_numpy()
         alone = SpectralClustering(n_clusters=k, gamma=0.1, n_components=50,
                                    random_state=0).fit(X)
         np.testing.assert_array_equal(labels, alone.labels_, err_msg=name)

@@ -28,7 +28,7 @@ def test_sigkill_in_a_stage_then_rerun_resumes(blobs_data, tmp_path, stage, part
     env = cli_env(tmp_path, PREFECT_API_URL=current_api_url())
     code, _, err = run_cli(args, {**env, "SPECTRAL_INJECT_FAULT": f"{stage}:{parts}:kill"})
     assert code == -9, err[-2000:]
-    assert not (out / "labels.parquet").exists()
+    assert not (out / "labels" / "_SUCCESS.json").exists()
     assert not list(out.glob(f"checkpoints/*/{stage}/_SUCCESS.json"))
     written = list(out.glob(f"checkpoints/*/{stage}/**/part-*.parquet"))
 
@@ -44,6 +44,6 @@ def test_sigkill_in_a_stage_then_rerun_resumes(blobs_data, tmp_path, stage, part
         assert info["parts_computed"] == info["parts"] - len(written)
     if killed:
         assert "reused from checkpoint" in stdout
-    labels = pq.read_table(out / "labels.parquet").column("label").to_numpy()
+    labels = pq.read_table(out / "labels").column("label").to_numpy()
     clean = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
     np.testing.assert_array_equal(labels, clean.labels_)

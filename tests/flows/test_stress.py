@@ -55,7 +55,7 @@ def test_back_to_back_runs_with_many_parts_all_succeed(many_parts, tmp_path):
         except Exception as exc:  # count every failure, then report them all
             failures.append(f"run {i}: {''.join(traceback.format_exception_only(exc))}")
             continue
-        labels = pq.read_table(out / "labels.parquet").column("label").to_numpy()
+        labels = pq.read_table(out / "labels").column("label").to_numpy()
         np.testing.assert_array_equal(labels, _library_labels(X, i), err_msg=f"run {i}")
     assert not failures, f"{len(failures)} of {RUNS} runs failed:\n" + "\n".join(failures)
 
@@ -81,5 +81,5 @@ def test_concurrent_runs_with_many_parts_all_succeed(many_parts, tmp_path):
             errors.append(f"seed {s}: exit {proc.returncode}\n{err[-1500:]}")
     assert not errors, "\n".join(errors)
     for s in seeds:
-        labels = pq.read_table(tmp_path / str(s) / "labels.parquet").column("label").to_numpy()
+        labels = pq.read_table(tmp_path / str(s) / "labels").column("label").to_numpy()
         np.testing.assert_array_equal(labels, _library_labels(X, s), err_msg=f"seed {s}")

@@ -4,6 +4,7 @@ import json
 import math
 import os
 import re
+import uuid
 import warnings
 from pathlib import Path
 
@@ -14,20 +15,27 @@ import pytest
 
 from tasks.io import (
     FORMAT_VERSION,
-    Block,
+    MANIFEST,
     CheckpointWarning,
-    DatasetPlan,
+    CorruptCheckpoint,
     InputError,
+    Manifest,
+    Part,
     arrays_to_table,
     check_block,
     check_checkpoint_root,
+    check_part,
+    commit_manifest,
     plan_dataset,
-    read_arrays,
     read_block,
+    read_manifest,
+    read_part,
     resolve_input,
-    write_arrays,
-    write_table_atomic,
+    retract_manifest,
+    write_part,
 )
+from tasks.job import Block, DatasetPlan
+from tasks.storage import Store, open_store
 
 
 def _write(path: Path, columns: dict, row_group_size: int | None = None) -> str:
@@ -235,8 +243,10 @@ def test_plan_blocks_group_row_groups_within_one_file(tmp_path, block_size, expe
 
     plan = plan_dataset(str(tmp_path), block_size=block_size)
 
-    assert plan.files == [files["a"], files["b"]]
-    assert plan.blocks == [Block(i, files[name], groups, start, rows)
+    assert [f.path for f in plan.files] == [files["a"], files["b"]]
+    index = {"a": 0, "b": 1}
+    assert plan.blocks == [Block(index=i, file=index[name], row_groups=groups, start=start,
+                                 rows=rows)
                            for i, (name, groups, start, rows) in enumerate(expected)]
     assert plan.n_rows == 15
     # Contiguous global offsets that add up to n_rows.
@@ -263,8 +273,8 @@ def test_plan_skips_zero_row_file(tmp_path, how):
 
     plan = plan_dataset(str(tmp_path), block_size=4)
 
-    assert plan.files == [a, empty, c]
-    assert [(b.path, b.row_groups, b.start, b.rows) for b in plan.blocks] == [
+    assert [f.path for f in plan.files] == [a, empty, c]
+    assert [(plan.path(b), b.row_groups, b.start, b.rows) for b in plan.blocks] == [
         (a, [0, 1], 0, 4), (a, [2], 4, 1), (c, [0], 5, 3)]
     assert [b.index for b in plan.blocks] == [0, 1, 2]
     assert plan.n_rows == 8
@@ -283,7 +293,7 @@ def test_plan_round_trips_through_json(tmp_path):
     _write(tmp_path / "a.parquet", _xy(10), row_group_size=3)
     plan = plan_dataset(str(tmp_path), block_size=6)
 
-    again = DatasetPlan.from_dict(json.loads(json.dumps(plan.to_dict())))
+    again = DatasetPlan.model_validate_json(plan.model_dump_json())
 
     assert again == plan
     assert isinstance(again.blocks[0], Block)
@@ -452,7 +462,7 @@ def test_check_block_reports_first_non_finite_value_with_row_file_row_and_column
     v[7] = np.nan  # later row: not the first one reported
     _write(tmp_path / "b.parquet", {"u": v, "v": w}, row_group_size=3)
     plan = plan_dataset(str(tmp_path), block_size=3)
-    b_blocks = [b for b in plan.blocks if b.path.endswith("b.parquet")]
+    b_blocks = [b for b in plan.blocks if plan.path(b).endswith("b.parquet")]
 
     reports = [check_block(b, plan) for b in plan.blocks]
 
@@ -486,11 +496,15 @@ def test_check_block_reports_min_and_rows_when_all_finite(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# Checkpoints
+# Checkpoint parts: write once, check from the footer, read with every checksum verified
 # --------------------------------------------------------------------------------------------
 
 
-def test_write_read_arrays_round_trip(tmp_path):
+def _store(tmp_path: Path) -> Store:
+    return open_store(str(tmp_path / "stage"))
+
+
+def test_write_read_part_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     arrays = {
         "label": np.array([2, 0, 1, 1, 0], dtype=np.int64),
@@ -498,15 +512,17 @@ def test_write_read_arrays_round_trip(tmp_path):
         "U": rng.random((5, 12)),  # more than 10 columns: U_10 must sort after U_9
         "P32": rng.random((5, 2)).astype(np.float32),
     }
-    path = tmp_path / "stage" / "out.parquet"
+    store = _store(tmp_path)
 
-    write_arrays(path, arrays, stage="embed", key="abc123", shape=[5, 12])
+    part = write_part(store, "out.parquet", arrays, stage="embed", key="abc123", shape=[5, 12])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        got = read_arrays(path, expect={"stage": "embed", "key": "abc123", "rows": 5})
+        checked = check_part(store, "out.parquet", {"stage": "embed", "key": "abc123"})
+        out, meta = read_part(store, part, stage="embed", expect={"key": "abc123", "rows": 5})
 
-    assert got is not None
-    out, meta = got
+    assert part == checked == Part(name="out.parquet", size=(tmp_path / "stage" /
+                                                             "out.parquet").stat().st_size,
+                                   rows=5)
     assert meta == {"format_version": FORMAT_VERSION, "rows": 5, "stage": "embed",
                     "key": "abc123", "shape": [5, 12]}
     assert sorted(out) == sorted(arrays)
@@ -516,133 +532,176 @@ def test_write_read_arrays_round_trip(tmp_path):
         np.testing.assert_array_equal(out[name], a)
 
 
-def test_write_arrays_of_different_lengths_raises(tmp_path):
-    path = tmp_path / "out.parquet"
+def test_write_part_of_different_lengths_raises_and_writes_nothing(tmp_path):
+    store = _store(tmp_path)
 
     with pytest.raises(ValueError, match=r"have different lengths: \{2, 3\}"):
-        write_arrays(path, {"a": np.zeros(3), "b": np.zeros((2, 2))})
-    assert not path.exists()
+        write_part(store, "out.parquet", {"a": np.zeros(3), "b": np.zeros((2, 2))})
+    assert not (tmp_path / "stage" / "out.parquet").exists()
 
 
-def test_read_arrays_of_an_absent_file_is_none_without_warning(tmp_path):
+def test_check_part_of_an_absent_file_is_none_without_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        got = read_arrays(tmp_path / "missing.parquet", expect={"stage": "x"})
-
-    assert got is None
+        assert check_part(_store(tmp_path), "missing.parquet", {"stage": "x"}) is None
 
 
-def _checkpoint(tmp_path: Path) -> Path:
-    path = tmp_path / "ck.parquet"
+def _checkpoint(tmp_path: Path) -> tuple[Store, Part, Path]:
+    store = _store(tmp_path)
     rng = np.random.default_rng(1)
-    write_arrays(path, {"a": rng.random(2000), "B": rng.random((2000, 3))}, stage="gram",
-                 key="k1")
-    return path
+    part = write_part(store, "ck.parquet", {"a": rng.random(2000), "B": rng.random((2000, 3))},
+                      stage="gram", key="k1")
+    return store, part, tmp_path / "stage" / "ck.parquet"
 
 
 def _invalid(path: Path, problem: str) -> str:
     return rf"Checkpoint {re.escape(repr(str(path)))} is not valid \({problem}"
 
 
-def test_read_arrays_of_a_truncated_file_warns_and_is_none(tmp_path):
-    path = _checkpoint(tmp_path)
+def test_check_part_of_a_truncated_file_warns_and_is_none(tmp_path):
+    store, _, path = _checkpoint(tmp_path)
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
 
     with pytest.warns(CheckpointWarning, match=_invalid(path, "unreadable")):
-        got = read_arrays(path, expect={"stage": "gram"})
-
-    assert got is None
+        assert check_part(store, "ck.parquet", {"stage": "gram"}) is None
 
 
 @pytest.mark.parametrize("where", [0.25, 0.5, 0.75])
-def test_read_arrays_of_a_corrupt_file_warns_and_is_none(tmp_path, where):
-    path = _checkpoint(tmp_path)
+def test_corrupt_pages_pass_the_footer_check_but_fail_the_read(tmp_path, where):
+    """The footer check is cheap and trusts the pages; reading verifies every page checksum
+    and names the file, so the flow can recompute it."""
+    store, part, path = _checkpoint(tmp_path)
     raw = bytearray(path.read_bytes())
-    mid = int(len(raw) * where)
-    raw[mid:mid + 16] = bytes(b ^ 0xFF for b in raw[mid:mid + 16])
+    i = int(len(raw) * where)
+    raw[i:i + 8] = bytes(b ^ 0xFF for b in raw[i:i + 8])
     path.write_bytes(bytes(raw))
 
-    with pytest.warns(CheckpointWarning, match=_invalid(path, "unreadable")):
-        got = read_arrays(path)
-
-    assert got is None
-
-
-def test_read_arrays_with_mismatching_expect_warns_and_is_none(tmp_path):
-    path = _checkpoint(tmp_path)
-
-    with pytest.warns(CheckpointWarning, match=_invalid(path, "key='k1', expected 'k2'") +
-                      r"\); it will be recomputed"):
-        got = read_arrays(path, expect={"stage": "gram", "key": "k2"})
-
-    assert got is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_part(store, "ck.parquet", {"stage": "gram"}) == part
+    with pytest.raises(CorruptCheckpoint, match=rf"{re.escape(repr(str(path)))} of stage "
+                       r"'gram' is corrupt \(.*checksum|Checkpoint .* is corrupt"):
+        read_part(store, part, stage="gram")
 
 
-def test_read_arrays_with_a_wrong_row_count_in_metadata_warns_and_is_none(tmp_path):
-    path = tmp_path / "ck.parquet"
-    table = arrays_to_table({"a": np.arange(3.0)}, {"format_version": FORMAT_VERSION, "rows": 5})
-    write_table_atomic(path, table)
+def test_a_part_of_another_size_than_its_manifest_says_is_corrupt(tmp_path):
+    store, part, _ = _checkpoint(tmp_path)
+    write_part(store, "ck.parquet", {"a": np.zeros(3)}, stage="gram", key="k1")
 
-    with pytest.warns(CheckpointWarning, match=_invalid(path, "3 rows, metadata says 5")):
-        got = read_arrays(path)
-
-    assert got is None
+    with pytest.raises(CorruptCheckpoint, match=r"bytes, the manifest says"):
+        read_part(store, part, stage="gram")
 
 
-def test_read_arrays_of_another_format_version_warns_and_is_none(tmp_path):
-    path = tmp_path / "ck.parquet"
-    meta = {"format_version": FORMAT_VERSION + 1, "rows": 3}
-    write_table_atomic(path, arrays_to_table({"a": np.arange(3.0)}, meta))
+def test_check_part_with_mismatching_expect_warns_and_is_none(tmp_path):
+    store, _, path = _checkpoint(tmp_path)
+
+    with pytest.warns(CheckpointWarning, match=_invalid(path, "key='k1', expected 'k2'")):
+        assert check_part(store, "ck.parquet", {"stage": "gram", "key": "k2"}) is None
+
+
+def test_check_part_with_a_wrong_row_count_in_metadata_warns_and_is_none(tmp_path):
+    store = _store(tmp_path)
+    meta = {"format_version": FORMAT_VERSION, "rows": 7, "stage": "gram"}
+    store.write_table("ck.parquet", arrays_to_table({"a": np.zeros(5)}, meta))
+
+    with pytest.warns(CheckpointWarning, match=_invalid(tmp_path / "stage" / "ck.parquet",
+                                                        "5 rows, metadata says 7")):
+        assert check_part(store, "ck.parquet", {}) is None
+
+
+def test_check_part_of_another_format_version_warns_and_is_none(tmp_path):
+    store = _store(tmp_path)
+    meta = {"format_version": FORMAT_VERSION + 1, "rows": 5}
+    store.write_table("ck.parquet", arrays_to_table({"a": np.zeros(5)}, meta))
 
     with pytest.warns(CheckpointWarning, match=_invalid(
-            path, f"format {FORMAT_VERSION + 1} != {FORMAT_VERSION}")):
-        got = read_arrays(path)
+            tmp_path / "stage" / "ck.parquet", f"format {FORMAT_VERSION + 1} != "
+            f"{FORMAT_VERSION}")):
+        assert check_part(store, "ck.parquet", {}) is None
 
-    assert got is None
 
-
-def test_read_arrays_of_a_foreign_parquet_file_warns_and_is_none(tmp_path):
-    path = tmp_path / "ck.parquet"
+def test_check_part_of_a_foreign_parquet_file_warns_and_is_none(tmp_path):
+    path = tmp_path / "stage" / "ck.parquet"
+    path.parent.mkdir()
     pq.write_table(pa.table({"a": [1.0, 2.0]}), path)  # no 'spectral' metadata
 
     with pytest.warns(CheckpointWarning, match=_invalid(path, "unreadable")):
-        got = read_arrays(path)
-
-    assert got is None
+        assert check_part(_store(tmp_path), "ck.parquet", {}) is None
 
 
-def test_write_table_atomic_replaces_and_leaves_no_temporary_files(tmp_path):
-    path = tmp_path / "out" / "t.parquet"
-
-    write_table_atomic(path, pa.table({"a": [1, 2, 3]}))
-    write_table_atomic(path, pa.table({"a": [4, 5]}))
-
-    assert os.listdir(path.parent) == ["t.parquet"]
-    assert pq.read_table(path)["a"].to_pylist() == [4, 5]
+# --------------------------------------------------------------------------------------------
+# Manifests: written last, create-only; one rule for "this stage is done"
+# --------------------------------------------------------------------------------------------
 
 
-def test_write_table_atomic_failed_write_keeps_the_old_file(tmp_path):
-    path = tmp_path / "t.parquet"
-    write_table_atomic(path, pa.table({"a": [1, 2, 3]}))
-    before = path.read_bytes()
-    # Parquet has no type for a union: the write fails after the temporary file is opened.
+def _manifest(key: str = "k1", **result) -> Manifest:
+    return Manifest(stage="embed", key=key, format_version=FORMAT_VERSION,
+                    parts=[Part(name="part-000000.parquet", size=10, rows=3)], result=result,
+                    seconds=1.5)
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_a_manifest_is_committed_once_and_read_back(tmp_path, where):
+    store = _store(tmp_path) if where == "local" else \
+        open_store(f"memory://manifests-{uuid.uuid4().hex}/stage")
+    store.makedirs()
+    assert read_manifest(store, "embed", "k1") is None
+
+    first = commit_manifest(store, _manifest(rows=1))
+    second = commit_manifest(store, _manifest(rows=2))  # another run committing the same
+
+    assert first == second == read_manifest(store, "embed", "k1")
+    assert read_manifest(store, "embed", "k2") is None  # another key is not this stage
+    assert read_manifest(store, "kernel_blocks", "k1") is None
+    retract_manifest(store)
+    assert read_manifest(store, "embed", "k1") is None
+
+
+def test_an_unreadable_manifest_is_reported_and_replaced(tmp_path):
+    store = _store(tmp_path)
+    store.write_bytes(MANIFEST, b"{torn")
+
+    with pytest.warns(CheckpointWarning, match=r"_SUCCESS\.json' is not valid"):
+        assert read_manifest(store, "embed", "k1") is None
+    with pytest.warns(CheckpointWarning):
+        committed = commit_manifest(store, _manifest())
+    assert read_manifest(store, "embed", "k1") == committed
+
+
+def test_local_writes_replace_atomically_and_leave_no_temporary_files(tmp_path):
+    store = _store(tmp_path)
+
+    store.write_table("t.parquet", pa.table({"a": [1, 2, 3]}))
+    store.write_table("t.parquet", pa.table({"a": [4, 5]}))
+    assert store.create("once.json", b"1") and not store.create("once.json", b"2")
+
+    assert sorted(os.listdir(tmp_path / "stage")) == ["once.json", "t.parquet"]
+    assert pq.read_table(tmp_path / "stage" / "t.parquet")["a"].to_pylist() == [4, 5]
+    assert (tmp_path / "stage" / "once.json").read_bytes() == b"1"
+
+
+def test_a_failed_parquet_write_keeps_the_old_file(tmp_path):
+    store = _store(tmp_path)
+    store.write_table("t.parquet", pa.table({"a": [1, 2, 3]}))
+    before = (tmp_path / "stage" / "t.parquet").read_bytes()
+    # Parquet has no type for a union: the write fails before anything reaches the store.
     union = pa.UnionArray.from_sparse(pa.array([0, 1], pa.int8()),
                                       [pa.array([1, 2]), pa.array(["a", "b"])])
 
     with pytest.raises(pa.ArrowNotImplementedError, match=r"Parquet schema conversion"):
-        write_table_atomic(path, pa.table({"u": union}))
+        store.write_table("t.parquet", pa.table({"u": union}))
 
-    assert path.read_bytes() == before
-    assert os.listdir(tmp_path) == ["t.parquet"]
+    assert (tmp_path / "stage" / "t.parquet").read_bytes() == before
+    assert os.listdir(tmp_path / "stage") == ["t.parquet"]
 
 
-def test_write_table_atomic_to_an_unwritable_target_raises_and_touches_nothing(tmp_path):
+def test_a_write_to_an_unwritable_target_raises_and_touches_nothing(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a regular file, not a directory")
 
     with pytest.raises(OSError, match=r"File exists|Not a directory"):
-        write_table_atomic(blocker / "t.parquet", pa.table({"a": [1]}))
+        open_store(str(blocker)).write_bytes("t.parquet", b"x")
 
     assert blocker.read_text() == "a regular file, not a directory"
     assert os.listdir(tmp_path) == ["blocker"]
@@ -651,12 +710,13 @@ def test_write_table_atomic_to_an_unwritable_target_raises_and_touches_nothing(t
 def test_check_checkpoint_root_creates_the_marker_and_accepts_it_again(tmp_path):
     root = tmp_path / "ckpt" / "nested"
 
-    first = check_checkpoint_root(str(root))
+    check_checkpoint_root(open_store(str(root)))  # planning: checks, writes nothing
+    assert not (tmp_path / "ckpt").exists()
+    check_checkpoint_root(open_store(str(root)), create=True)
     marker = root / "spectral-checkpoints.json"
     written = marker.read_text()
-    second = check_checkpoint_root(str(root))
+    check_checkpoint_root(open_store(str(root)), create=True)
 
-    assert first == second == root
     assert json.loads(written) == {"format_version": FORMAT_VERSION}
     assert marker.read_text() == written
     assert os.listdir(root) == ["spectral-checkpoints.json"]
@@ -669,7 +729,7 @@ def test_check_checkpoint_root_refuses_another_format_version(tmp_path):
     with pytest.raises(InputError, match=rf"{re.escape(repr(str(tmp_path)))} was written by "
                        rf"checkpoint format {FORMAT_VERSION + 1}; this version reads format "
                        rf"{FORMAT_VERSION}\. Use another checkpoint directory"):
-        check_checkpoint_root(str(tmp_path))
+        check_checkpoint_root(open_store(str(tmp_path)))
 
 
 def test_check_checkpoint_root_refuses_an_unreadable_marker(tmp_path):
@@ -677,4 +737,4 @@ def test_check_checkpoint_root_refuses_an_unreadable_marker(tmp_path):
 
     with pytest.raises(InputError, match=r"has an unreadable spectral-checkpoints\.json: .*Use "
                        r"another checkpoint directory"):
-        check_checkpoint_root(str(tmp_path))
+        check_checkpoint_root(open_store(str(tmp_path)))

@@ -31,8 +31,9 @@ def roots(tmp_path, monkeypatch):
 def test_paths_inside_the_roots_are_accepted_and_resolved(roots):
     data_root, out_root = roots
     job = build_job(_params(data_root, "run-1"))  # relative to the working directory
-    assert job["output_dir"] == str(out_root / "run-1")
-    assert job["plan"]["files"] == [str(data_root / "x.parquet")]
+    assert job.output_url == str(out_root / "run-1")
+    assert [f.path for f in job.plan.files] == [str(data_root / "x.parquet")]
+    assert not (out_root / "run-1").exists()  # planning writes nothing
 
 
 @pytest.mark.parametrize(("field", "value", "what"), [
@@ -54,5 +55,6 @@ def test_a_symlink_out_of_the_roots_is_refused(roots, tmp_path):
     outside = tmp_path / "outside.parquet"
     pq.write_table(pa.table({"a": np.arange(50.0), "b": np.arange(50.0)}), outside)
     (data_root / "link.parquet").symlink_to(outside)
-    with pytest.raises(InputError, match=r"The input file '.*outside.parquet' resolves"):
+    with pytest.raises(InputError, match=r"The input file '.*link.parquet' resolves to "
+                       r"'.*outside.parquet', outside the allowed roots"):
         build_job(_params(data_root, "run-1"))

@@ -1,0 +1,188 @@
+"""The flow with its input, checkpoints and outputs in a real S3 server (SeaweedFS).
+
+Credentials reach the flow, the CLI and the Dask workers only through the standard AWS
+environment variables; the tests check that the secret never shows up in what the run
+stores or reports.
+"""
+
+import json
+import os
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows.params import SpectralParams
+from flows.spectral import spectral_clustering
+from spectral_core import SpectralClustering
+
+from ..clusters import start_cluster, stop_cluster
+from .helpers import cli_env, current_api_url, run_cli
+
+pytestmark = pytest.mark.slow
+
+FEATURES = ["f0", "f1", "f2", "f3"]
+ARGS = ["--n-clusters", "3", "--gamma", "0.1", "--n-components", "50", "--random-state", "0",
+        "--feature-columns", ",".join(FEATURES), "--id-column", "id", "--block-size", "500"]
+
+
+@pytest.fixture(scope="module")
+def s3():
+    from tests.s3 import SeaweedS3
+
+    server = SeaweedS3().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch):
+    """This process talks to the server through the environment, as a deployment would."""
+    import s3fs
+
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield s3
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def s3_data(s3, blobs_data):
+    """The blobs dataset uploaded under a fresh prefix; returns (prefix URL, X)."""
+    folder, X, _ = blobs_data
+    prefix = f"run-{uuid.uuid4().hex[:8]}"
+    client = s3.client()
+    for f in sorted(folder.glob("*.parquet")):
+        client.put_object(Bucket=s3.bucket, Key=f"{prefix}/data/{f.name}", Body=f.read_bytes())
+    return f"s3://{s3.bucket}/{prefix}", X
+
+
+def _library(X):
+    return SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
+
+
+def _params(data, out, **kw):
+    return SpectralParams(input=data, output_dir=out, feature_columns=FEATURES, id_column="id",
+                          block_size=500, n_clusters=3, gamma=0.1, n_components=50,
+                          random_state=0, **kw)
+
+
+def _labels(url):
+    table = pd.read_parquet(url + "/labels")  # the dataset reads as one table, in row order
+    return table["id"].to_numpy(), table["label"].to_numpy()
+
+
+def test_the_flow_on_s3_equals_the_library_and_the_local_run(s3_env, s3_data, blobs_data,
+                                                              tmp_path):
+    prefix, X = s3_data
+    spectral_clustering(_params(prefix + "/data", prefix + "/out", persist_embedding=True))
+    ids, labels = _labels(prefix + "/out")
+    np.testing.assert_array_equal(ids, np.arange(X.shape[0]) + 1000)
+    np.testing.assert_array_equal(labels, _library(X).labels_)
+    spectral_clustering(_params(str(blobs_data[0]), str(tmp_path / "local")))
+    np.testing.assert_array_equal(labels, _labels(str(tmp_path / "local"))[1])
+    embedding = pd.read_parquet(prefix + "/out/embedding")
+    assert list(embedding.columns) == ["id", "u_0", "u_1", "u_2"]
+    key = prefix.split("/", 3)[3]
+    written = s3_env.keys(f"{key}/out/")
+    assert f"{key}/out/labels/_SUCCESS.json" in written
+    assert f"{key}/out/summary.json" in written
+    assert not [k for k in written if k.endswith(".tmp")]
+
+
+def test_sigkill_mid_embed_on_s3_then_rerun_resumes(s3, s3_data, tmp_path):
+    prefix, X = s3_data
+    out = prefix + "/out"
+    env = cli_env(tmp_path, PREFECT_API_URL=current_api_url(), **s3.env())
+    args = ["run", prefix + "/data", "--output", out, *ARGS]
+    code, _, err = run_cli(args, {**env, "SPECTRAL_INJECT_FAULT": "embed:2:kill"})
+    assert code == -9, err[-2000:]
+    key = prefix.split("/", 3)[3]
+    written = [k for k in s3.keys(f"{key}/out/checkpoints/") if "/embed/part-" in k]
+    assert len(written) >= 2
+    assert not [k for k in s3.keys(f"{key}/out/") if k.endswith("embed/_SUCCESS.json")]
+
+    code, stdout, err = run_cli(args, env)
+    assert code == 0, err[-2000:]
+    summary = json.loads(s3.client().get_object(Bucket=s3.bucket, Key=f"{key}/out/summary.json")
+                         ["Body"].read())
+    states = {s: v["state"] for s, v in summary["stages"].items()}
+    assert states == {"sample_landmarks": "Cached", "kernel_blocks": "Cached",
+                      "eigendecompose": "Cached", "embed": "Completed",
+                      "assign_labels": "Completed"}
+    embed = summary["stages"]["embed"]
+    assert embed["parts_computed"] == embed["parts"] - len(written)
+    assert f"{len(written)}/{embed['parts']} parts reused" in stdout
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    labels = pd.read_parquet(out + "/labels", storage_options={
+        "key": s3.access_key, "secret": s3.secret_key, "endpoint_url": s3.endpoint_url})
+    np.testing.assert_array_equal(labels["label"].to_numpy(), _library(X).labels_)
+    _no_secret_anywhere(s3.secret_key, summary, stdout + err)
+
+
+def _no_secret_anywhere(secret, summary, printed):
+    """Not in the summary, the printed output, or anything the Prefect API holds for runs."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    assert secret not in json.dumps(summary)
+    assert secret not in printed
+
+    async def everything():
+        async with get_client() as client:
+            runs = await client.read_flow_runs(limit=200)
+            texts = [json.dumps(r.parameters, default=str) for r in runs]
+            texts += [str(a.data) + str(a.description) for a in
+                      await client.read_artifacts(limit=200)]
+            for r in runs[:50]:
+                logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(
+                    any_=[r.id])), limit=200)
+                texts += [log.message for log in logs]
+            return texts
+
+    texts = asyncio.run(everything())
+    assert texts, "the API holds the runs of this session"
+    assert not [t for t in texts if secret in t]
+
+
+def test_a_wrong_secret_fails_before_any_block_pass_and_writes_nothing(s3, s3_data,
+                                                                       tmp_path):
+    prefix, _ = s3_data
+    key = prefix.split("/", 3)[3]
+    before = s3.keys(key + "/")
+    env = cli_env(tmp_path, PREFECT_API_URL=current_api_url(), **s3.env(secret="not-it"))
+    code, _, err = run_cli(["run", prefix + "/data", "--output", prefix + "/out", *ARGS], env)
+    assert code == 2, err[-2000:]
+    assert "signature" in err.lower() and "AWS_SECRET_ACCESS_KEY" in err
+    assert "not-it" not in err
+    assert s3.keys(key + "/") == before
+
+
+def test_workers_that_share_no_disk_run_the_flow_through_s3(s3_env, s3_data, tmp_path):
+    """A scheduler and two workers, each with an empty private tmpfs over /tmp and over
+    Prefect's home: the only thing they share with this process is the S3 server."""
+    from distributed import Client
+
+    prefix, X = s3_data
+    env = cli_env(tmp_path, PREFECT_API_URL=current_api_url(), **s3_env.env())
+    hidden = ["/tmp", os.path.expanduser("~/.prefect")]
+    address, procs = start_cluster([{}, {}], env, private_dirs=hidden)
+    try:
+        spectral_clustering(_params(prefix + "/data", prefix + "/out",
+                                    dask={"address": address}))
+        with Client(address) as client:
+            executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+            seen = client.run(lambda: sorted(os.listdir("/tmp")))
+    finally:
+        stop_cluster(procs)
+    np.testing.assert_array_equal(_labels(prefix + "/out")[1], _library(X).labels_)
+    assert len(executed) == 2 and all(n >= 5 for n in executed.values()), executed
+    assert str(tmp_path).split("/")[2] not in {n for names in seen.values() for n in names}
