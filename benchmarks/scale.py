@@ -2,7 +2,7 @@
 
     .venv/bin/pip install -q -e '.[benchmarks]'
     .venv/bin/python benchmarks/scale.py [--rows 10000000] [--rows-per-file 500000]
-                                         [--running-server] [--repeats 10]
+                                         [--running-server] [--repeats 10] [--store local,s3]
 
 Writes ``--rows`` × 10 float32 features (8 Gaussian blobs) as many Parquet files, runs the
 ``spectral-clustering`` flow on them in a fresh process (embedded default: the process starts a
@@ -13,6 +13,12 @@ Prefect server it started). Prints one table: seconds per stage, total wall time
 RSS, ARI against the generating labels. With ``--repeats N`` the flow runs N times on the same
 data (each run in a fresh process and a fresh output directory, so nothing resumes), one line
 per run with its outcome; the exit code is non-zero unless every run completed.
+
+``--store local,s3`` runs the same flow with input, checkpoints and output on local disk and
+on S3 (a SeaweedFS server on 127.0.0.1, started here, as the tests do; the data is uploaded
+first, untimed), alternating, and prints the two side by side. The flow process's own peak
+RSS is reported beside the tree's: it must not grow with n (labels are written on the
+workers).
 """
 
 from __future__ import annotations
@@ -49,14 +55,19 @@ def tree_rss(proc: psutil.Process) -> int:
 
 
 def run_once(params: dict, env: dict) -> dict:
-    """One flow run in a fresh process: wall time, peak summed RSS, its result or its error."""
+    """One flow run in a fresh process: wall time, peak RSS (the tree's and the flow process's
+    own), its result or its error."""
     proc = subprocess.Popen([sys.executable, "-c", _RUN, json.dumps(params)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ps, peak, stop = psutil.Process(proc.pid), [0], threading.Event()
+    ps, peak, own, stop = psutil.Process(proc.pid), [0], [0], threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
             peak[0] = max(peak[0], tree_rss(ps))
+            try:
+                own[0] = max(own[0], ps.memory_info().rss)
+            except psutil.Error:
+                pass
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -66,7 +77,7 @@ def run_once(params: dict, env: dict) -> dict:
     wall = time.perf_counter() - start
     stop.set()
     sampler.join()
-    run = {"wall": wall, "peak": peak[0], "code": proc.returncode}
+    run = {"wall": wall, "peak": peak[0], "own": own[0], "code": proc.returncode}
     if proc.returncode == 0:
         run["result"] = json.loads(out.split("RESULT ", 1)[1])
     else:
@@ -87,7 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="keep data and outputs here")
     parser.add_argument("--running-server", action="store_true",
                         help="start a Prefect server first (untimed) and run the flow on it")
+    parser.add_argument("--store", default="local",
+                        help="comma-separated: local, s3 (SeaweedFS on 127.0.0.1), alternating")
     args = parser.parse_args(argv)
+    stores = args.store.split(",")
+    if not set(stores) <= {"local", "s3"}:
+        parser.error(f"--store takes local and/or s3, got {args.store!r}")
 
     here = Path(__file__).resolve()
     sys.path.insert(0, str(here.parents[1]))
@@ -104,51 +120,95 @@ def main(argv: list[str] | None = None) -> int:
     data, truth = write_blobs(work / "data", args.rows, rows_per_file=args.rows_per_file)
     gen_seconds = time.perf_counter() - start
     env = dict(os.environ)
-    server = None
-    if args.running_server:
-        from flows.server import LocalServer
-
-        server = LocalServer().start()
-        env["PREFECT_API_URL"] = server.url
-    print(describe())
-    print(f"{args.rows:,} rows × 10 features in {len(list(data.glob('*.parquet')))} files "
-          f"(written in {gen_seconds:.0f} s), m={args.n_components}, k=8, "
-          + ("on a running Prefect server" if server else "embedded default (starts a server)"))
-    runs = []
+    server = s3 = None
+    roots = {"local": str(work)}
     try:
+        if args.running_server:
+            from flows.server import LocalServer
+
+            server = LocalServer().start()
+            env["PREFECT_API_URL"] = server.url
+        if "s3" in stores:
+            s3, fs = _start_s3(args.rows, env)
+            roots["s3"] = f"s3://{s3.bucket}"
+            fs.put(str(data), f"{s3.bucket}/data", recursive=True)
+        print(describe())
+        print(f"{args.rows:,} rows × 10 features in {len(list(data.glob('*.parquet')))} files "
+              f"(written in {gen_seconds:.0f} s), m={args.n_components}, k=8, "
+              + ("on a running Prefect server" if server else
+                 "embedded default (starts a server)")
+              + (f"; S3: SeaweedFS at {s3.endpoint_url}" if s3 else ""))
+        runs = {store: [] for store in stores}
         for r in range(args.repeats):
-            out = work / (f"out-{r}" if args.repeats > 1 else "out")
-            params = {"input": str(data), "output_dir": str(out), "id_column": "row_id",
-                      "feature_columns": [f"x{j}" for j in range(10)], "n_clusters": 8,
-                      "gamma": 0.1, "n_components": args.n_components, "random_state": 0,
-                      "block_size": args.block_size}
-            run = run_once(params, env)
-            if run["code"] == 0:
-                labels = pq.read_table(out / "labels.parquet", columns=["label"])
-                run["ari"] = adjusted_rand_score(truth, labels.column("label").to_numpy())
-            runs.append(run)
-            if args.repeats > 1:
-                print(f"run {r + 1:>3}: " + (
-                    f"completed in {run['wall']:6.1f} s, peak {run['peak'] / 2**30:.2f} GiB, "
-                    f"ARI {run['ari']:.4f}" if run["code"] == 0 else
-                    f"FAILED after {run['wall']:.1f} s: {run['error']}"), flush=True)
+            for store in stores:
+                root = roots[store]
+                out = f"{root}/out-{r}"
+                params = {"input": f"{root}/data", "output_dir": out, "id_column": "row_id",
+                          "feature_columns": [f"x{j}" for j in range(10)], "n_clusters": 8,
+                          "gamma": 0.1, "n_components": args.n_components, "random_state": 0,
+                          "block_size": args.block_size}
+                run = run_once(params, env)
+                if run["code"] == 0:
+                    filesystem = fs if store == "s3" else None
+                    path = out.removeprefix("s3://") + "/labels"
+                    labels = pq.read_table(path, columns=["label"], filesystem=filesystem)
+                    run["ari"] = adjusted_rand_score(truth, labels.column("label").to_numpy())
+                runs[store].append(run)
+                if args.repeats > 1 or len(stores) > 1:
+                    print(f"run {r + 1:>3} {store:<5}: " + (
+                        f"completed in {run['wall']:6.1f} s, peak {run['peak'] / 2**30:.2f} "
+                        f"GiB (flow process {run['own'] / 2**30:.2f} GiB), ARI {run['ari']:.4f}"
+                        if run["code"] == 0 else
+                        f"FAILED after {run['wall']:.1f} s: {run['error']}"), flush=True)
     finally:
         if server is not None:
             server.stop()
-    done = [r for r in runs if r["code"] == 0]
-    if not done:
-        print("every run failed", file=sys.stderr)
+        if s3 is not None:
+            s3.stop()
+    return _report(runs, np)
+
+
+def _start_s3(rows: int, env: dict):
+    """SeaweedFS sized for the data, checkpoints and outputs (~130 bytes a row), and an s3fs
+    filesystem on it; the flow's processes get the standard AWS variables."""
+    import s3fs
+
+    from tests.s3 import SeaweedS3
+
+    volumes = max(16, int(rows * 130 / 2**20 / 64) + 8)  # 64 MB volumes
+    s3 = SeaweedS3(bucket="spectral-scale", volumes=volumes).start()
+    env.update(s3.env())
+    fs = s3fs.S3FileSystem(key=s3.access_key, secret=s3.secret_key,
+                           client_kwargs={"endpoint_url": s3.endpoint_url,
+                                          "region_name": s3.region})
+    return s3, fs
+
+
+def _report(runs: dict[str, list[dict]], np) -> int:
+    stores = list(runs)
+    done = {store: [r for r in runs[store] if r["code"] == 0] for store in stores}
+    if not all(done.values()):
+        print("every run failed on: " + ", ".join(s for s in stores if not done[s]),
+              file=sys.stderr)
         return 1
-    stages = done[0]["result"]["stages"]
-    print(f"\n{len(done)} of {len(runs)} runs completed; medians over the completed runs")
-    print(f"{'stage':<18} {'seconds':>8}")
-    for stage in stages:
-        seconds = [r["result"]["stages"][stage]["seconds"] for r in done]
-        print(f"{stage:<18} {np.median(seconds):8.2f}")
-    print(f"{'whole flow (wall)':<18} {np.median([r['wall'] for r in done]):8.2f}")
-    print(f"peak RSS, all processes summed: {max(r['peak'] for r in done) / 2**30:.2f} GiB")
-    print(f"ARI: {min(r['ari'] for r in done):.4f} (lowest)")
-    return 0 if len(done) == len(runs) else 1
+    print("\n" + "; ".join(f"{store}: {len(done[store])} of {len(runs[store])} runs completed"
+                           for store in stores) + "; medians over the completed runs")
+    print(f"{'stage':<28}" + "".join(f"{store:>12}" for store in stores)
+          + ("  ratio" if len(stores) == 2 else ""))
+
+    def row(name: str, values: list[float], unit: str = "") -> None:
+        ratio = f"  {values[1] / values[0]:5.2f}×" if len(values) == 2 and values[0] else ""
+        print(f"{name:<28}" + "".join(f"{v:>11.2f}{unit or ' '}" for v in values) + ratio)
+
+    for stage in done[stores[0]][0]["result"]["stages"]:
+        row(stage, [float(np.median([r["result"]["stages"][stage]["seconds"]
+                                     for r in done[s]])) for s in stores], "s")
+    row("whole flow (wall)", [float(np.median([r["wall"] for r in done[s]]))
+                              for s in stores], "s")
+    row("peak RSS, process tree", [max(r["peak"] for r in done[s]) / 2**30 for s in stores], "G")
+    row("peak RSS, flow process", [max(r["own"] for r in done[s]) / 2**30 for s in stores], "G")
+    row("ARI (lowest)", [min(r["ari"] for r in done[s]) for s in stores])
+    return 0 if all(len(done[s]) == len(runs[s]) for s in stores) else 1
 
 
 if __name__ == "__main__":
