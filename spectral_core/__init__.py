@@ -12,7 +12,7 @@ scikit-learn and dask only, never on Prefect.
 """
 
 from ._assign import ClusterQR, Discretize, assign_labels
-from ._eigen import EigenResult, eigendecompose
+from ._eigen import EigenResult, eigendecompose, embedding_width
 from ._embed import embed
 from ._estimator import STAGES, SpectralClustering, stage_seeds
 from ._kernel_blocks import KeptKernel, KernelSummary, kernel_blocks
@@ -43,6 +43,7 @@ __all__ = [
     "assign_labels",
     "eigendecompose",
     "embed",
+    "embedding_width",
     "kernel_blocks",
     "make_kernel",
     "sample_landmarks",

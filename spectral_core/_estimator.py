@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from ._assign import assign_labels
 from ._blocks import as_blocks, local_threads
-from ._eigen import eigendecompose
+from ._eigen import eigendecompose, embedding_width
 from ._embed import embed, embed_rows
 from ._kernel_blocks import kernel_blocks, kernel_cache_budget
 from ._kernels import make_kernel
@@ -83,8 +83,11 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     Drop-in for ``dask_ml.cluster.SpectralClustering`` (same parameters and defaults), on numpy
     arrays, pandas DataFrames and row-chunked dask arrays. The n×n affinity is never formed:
     it is approximated from ``n_components`` landmarks, K ≈ C W⁺ Cᵀ with C = κ(X, L) evaluated
-    block by block, and the embedding is the top ``n_clusters`` eigenvectors of the
-    approximated normalized affinity D^{-1/2} K D^{-1/2} (orthonormal, then row-normalized).
+    block by block, and the embedding is made of eigenvectors of the approximated normalized
+    affinity D^{-1/2} K D^{-1/2} (orthonormal, then row-normalized): the top ``n_clusters``
+    for the kernel affinities, the top ``n_clusters + 2`` for ``'nearest_neighbors'``
+    (:func:`spectral_core.embedding_width`). ``n_embedding`` below is that
+    number of columns.
 
     Parameters
     ----------
@@ -131,7 +134,7 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     n_components : int, default=100
         Number of landmarks m (< n_samples).
     persist_embedding : bool, default=False
-        Keep the row-normalized (n, n_clusters) embedding as ``embedding_`` (persisted in
+        Keep the row-normalized (n, n_embedding) embedding as ``embedding_`` (persisted in
         dask memory for dask input). Without it the embedding is still computed only once.
     kmeans_params : dict or None, default=None
         Extra parameters for the KMeans (or the given clusterer) that assigns labels; they
@@ -148,13 +151,14 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         numpy for numpy/pandas input, dask for dask input.
     assign_labels_ : estimator
         The fitted label assigner.
-    eigenvalues_ : ndarray of shape (n_clusters,)
-        Top eigenvalues of the approximated normalized affinity, descending.
+    eigenvalues_ : ndarray of shape (n_embedding,)
+        Eigenvalues of the approximated normalized affinity behind the embedding's columns,
+        descending.
     landmarks_ : ndarray of shape (n_components, n_features)
         The landmark points (for 'precomputed': W = X[I][:, I]).
     landmark_indices_ : ndarray of shape (n_components,) or None
         Rows of X used as landmarks, None for ``landmarks='kmeans'``.
-    embedding_ : ndarray or dask array of shape (n_samples, n_clusters)
+    embedding_ : ndarray or dask array of shape (n_samples, n_embedding)
         Only with ``persist_embedding=True``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
@@ -280,8 +284,9 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                 summary, kept = kernel_blocks(Xb, landmarks, kernel, min_rank=p["n_clusters"],
                                               keep_budget=0 if is_dask else kernel_cache_budget())
             with stage_timer("eigendecompose", timings):
+                width = embedding_width(p["affinity"], p["n_clusters"], summary.gram.shape[0])
                 eigen = eigendecompose(
-                    summary, p["n_clusters"], eigen_solver=p["eigen_solver"],
+                    summary, width, eigen_solver=p["eigen_solver"],
                     eigen_tol=p["eigen_tol"], random_state=seeds["eigendecompose"],
                 )
             with stage_timer("embed", timings):
@@ -329,7 +334,7 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray or dask array of shape (n_samples, n_clusters)
+        ndarray or dask array of shape (n_samples, n_embedding)
             The row-normalized spectral embedding; dask in, dask out.
         """
         check_is_fitted(self, "projection_")

@@ -24,6 +24,7 @@ from ._assign import (
     assignment_seed,
     first_rows,
     fit_rows,
+    kmeans_n_init,
     make_assigner,
     order_by_first_row,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "embed_rows",
     "first_rows",
     "fit_rows",
+    "kmeans_n_init",
     "make_assigner",
     "order_by_first_row",
     "prepare_landmark_kernel",

@@ -118,10 +118,6 @@ class Job(_Frozen):
         return self.checkpoints.child(self.stage_keys[stage], stage)
 
     # ---- what to compute --------------------------------------------------------------------
-    @property
-    def n_clusters(self) -> int:
-        return self.estimator["n_clusters"]
-
     def kernel(self) -> sc.Kernel:
         p = self.estimator
         return sc.make_kernel(p["affinity"], gamma=p["gamma"], degree=p["degree"],

@@ -470,8 +470,10 @@ def eigendecompose(job: Job, kernel_ref: dict[str, Any]):
     p = job.estimator
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        eigen = sc.eigendecompose(load_kernel_summary(job), p["n_clusters"],
-                                  eigen_solver=p["eigen_solver"], eigen_tol=p["eigen_tol"],
+        summary = load_kernel_summary(job)
+        width = sc.embedding_width(p["affinity"], p["n_clusters"], summary.gram.shape[0])
+        eigen = sc.eigendecompose(summary, width, eigen_solver=p["eigen_solver"],
+                                  eigen_tol=p["eigen_tol"],
                                   random_state=job.seeds.eigendecompose)
     _log_warnings(caught)
     part = write_part(job.stage_store(stage), "eigen.parquet", {"P": eigen.projection},
@@ -581,7 +583,8 @@ def assign_labels(job: Job, embed_ref: dict[str, Any]):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = blocks.make_assigner(p["assign_labels"], p["n_clusters"], n_init=p["n_init"],
-                                     kmeans_params=p["kmeans_params"], random_state=seed)
+                                     kmeans_params=p["kmeans_params"], random_state=seed,
+                                     width=sample.shape[1])
         model.fit(sample)
     _log_warnings(caught)
     del sample

@@ -39,7 +39,10 @@ def test_digits_nearest_neighbors(landmarks):
     X, y = load_digits(return_X_y=True)
     sc = SpectralClustering(n_clusters=10, affinity="nearest_neighbors", n_neighbors=5,
                             n_components=300, landmarks=landmarks, random_state=0)
-    assert adjusted_rand_score(y, sc.fit(X).labels_) >= 0.65
+    # Seeds 0-4 measured 0.765-0.786 (random) and 0.771-0.898 (kmeans); the previous design
+    # (top-k embedding, one KMeans start, landmarks fitted on 10·m rows) gave 0.722 for
+    # random landmarks at seed 0.
+    assert adjusted_rand_score(y, sc.fit(X).labels_) >= 0.75
 
 
 @pytest.mark.parametrize("assign", ["discretize", "cluster_qr", "sklearn-kmeans"])
@@ -49,3 +52,16 @@ def test_other_assignments_recover_blobs(three_blobs, assign):
     assert adjusted_rand_score(y, sc.fit(X).labels_) >= 0.99
     # Their predict labels the training rows as fit did.
     assert np.mean(sc.predict(X) == sc.labels_) >= 0.999
+
+
+@pytest.mark.parametrize("assign", ["discretize", "cluster_qr"])
+def test_rotation_assigners_use_n_clusters_on_a_wider_embedding(three_blobs, assign):
+    """The k-NN graph's embedding has n_clusters + 2 columns: the rotations still give k."""
+    X, y = three_blobs
+    sc = SpectralClustering(n_clusters=3, affinity="nearest_neighbors", n_neighbors=5,
+                            n_components=50, assign_labels=assign, persist_embedding=True,
+                            random_state=0).fit(X)
+    assert sc.embedding_.shape[1] == 5
+    assert adjusted_rand_score(y, sc.labels_) >= 0.99
+    assert np.unique(sc.labels_).size == 3
+    assert sc.assign_labels_.rotation_.shape == (5, 3)

@@ -87,3 +87,24 @@ def test_landmark_graph_is_exact_bipartite_spectral_clustering(small_groups):
     assert np.max(subspace_angles(U, V[:, ::-1][:, :k])) < 1e-6
     np.testing.assert_allclose(eigen.eigenvalues, w[::-1][:k], atol=1e-10)
     assert eigen.eigenvalues[0] == pytest.approx(1.0, abs=1e-10)
+
+
+def test_graph_embedding_keeps_two_more_eigenvectors(small_groups):
+    """nearest_neighbors: the estimator embeds with the top k + 2 eigenvectors of the dense
+    Z Δ⁻¹ Zᵀ (trivial one included); the kernel affinities keep the top k."""
+    from spectral_core import SpectralClustering, embedding_width
+
+    k = 3
+    sc = SpectralClustering(n_clusters=k, affinity="nearest_neighbors", n_neighbors=4,
+                            n_components=30, persist_embedding=True, random_state=0)
+    sc.fit(small_groups)
+    assert embedding_width("nearest_neighbors", k, 30) == k + 2
+    assert sc.embedding_.shape == (small_groups.shape[0], k + 2)
+    Z = sc._kernel.cross(small_groups, sc._landmark_set).toarray()
+    delta = Z.sum(axis=0)
+    keep = delta > 0
+    w = eigh(Z[:, keep] @ np.diag(1 / delta[keep]) @ Z[:, keep].T, eigvals_only=True)
+    np.testing.assert_allclose(sc.eigenvalues_, w[::-1][:k + 2], atol=1e-10)
+    rbf = SpectralClustering(n_clusters=k, gamma=0.2, n_components=30, persist_embedding=True,
+                             random_state=0).fit(small_groups)
+    assert rbf.embedding_.shape[1] == k == rbf.eigenvalues_.size

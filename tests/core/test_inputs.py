@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from spectral_core import SpectralClustering
+from spectral_core import SpectralClustering, embedding_width
 
 
 @pytest.mark.parametrize("affinity", ["rbf", "nearest_neighbors"])
@@ -38,7 +38,7 @@ def test_predict_on_training_rows_matches_labels(three_blobs, affinity):
     sc = SpectralClustering(n_clusters=3, gamma=0.1, affinity=affinity, random_state=0).fit(X)
     assert np.mean(sc.predict(X) == sc.labels_) >= 0.999
     U = sc.transform(X)
-    assert U.shape == (X.shape[0], 3)
+    assert U.shape == (X.shape[0], embedding_width(affinity, 3, sc.n_components))
     np.testing.assert_allclose(np.linalg.norm(U, axis=1), 1.0, rtol=1e-6)
 
 
