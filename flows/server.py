@@ -4,14 +4,38 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets ``sig`` when the process that started it dies.
+
+    Linux's PR_SET_PDEATHSIG, so a SIGKILLed command (the OOM killer, a batch scheduler) does
+    not leave its server behind; elsewhere a no-op. If the parent is already gone when the
+    child gets here, the child exits at once.
+    """
+    parent = os.getpid()
+
+    def arm() -> None:
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
 
 
 def free_port() -> int:
@@ -27,7 +51,8 @@ class LocalServer:
     service (a server that lives for one command must not pick up other deployments'
     schedules), but it is started by us so that it can boot while this process is still
     importing (:meth:`launch` now, :meth:`wait` later): that overlap saves most of the ~7 s a
-    server takes to start here (measured in benchmarks/profile.md).
+    server takes to start here (measured in benchmarks/profile.md). It gets SIGTERM when this
+    process dies, even by SIGKILL (:func:`die_with_parent`), so it never outlives the command.
     """
 
     def __init__(self, port: int | None = None, timeout: float = 120.0):
@@ -48,7 +73,7 @@ class LocalServer:
             [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.port),
              "--no-ui", "--no-scheduler", "--no-late-runs"],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent(),
         )
         return self
 

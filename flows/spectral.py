@@ -28,13 +28,20 @@ def make_task_runner(options: DaskOptions) -> DaskTaskRunner:
     """An existing scheduler when an address is given, else a local cluster for the run."""
     if options.address:
         return DaskTaskRunner(address=options.address)
+    # Loopback only, and no fixed port: the scheduler, the workers and the dashboard listen on
+    # 127.0.0.1 (tests/flows/test_lifecycle.py checks every socket). Threads-only clusters
+    # talk in-process and take no host.
+    where = {"host": "127.0.0.1"} if options.processes else {}
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={
             "n_workers": options.n_workers,
             "threads_per_worker": options.threads_per_worker,
             "processes": options.processes,
-            "dashboard_address": None,
+            "dashboard_address": "127.0.0.1:0",
+            # A worker's own HTTP server otherwise listens on all interfaces (0.0.0.0 and ::).
+            "worker_dashboard_address": "127.0.0.1:0",
+            **where,
         },
     )
 

@@ -20,16 +20,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from flows.server import free_port
+from flows.server import die_with_parent, free_port
 
 PORTS = ("s3", "s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer",
          "filer_grpc")
-
-
-def _die_with_parent() -> None:  # in the child, before exec: SIGKILL when the test runner dies
-    import ctypes
-
-    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class SeaweedS3:
@@ -79,7 +73,8 @@ class SeaweedS3:
         self.proc = subprocess.Popen(command, cwd=d, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "TMPDIR": str(d)},
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True,
+                                     preexec_fn=die_with_parent(signal.SIGKILL))
         deadline = time.monotonic() + 90
         while True:  # any HTTP answer means the gateway serves; then the bucket, then a put
             self._alive()

@@ -1,0 +1,97 @@
+"""What a `spectral-flow run` leaves on the machine: sockets on 127.0.0.1 only while it runs,
+and no process once it is SIGKILLed (as the OOM killer or a batch scheduler would)."""
+
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from .helpers import BIN, cli_env
+
+
+def _cmdline(proc):
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def _listening(procs):
+    found = []
+    for proc in procs:
+        try:
+            conns = proc.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        found += [(proc.pid, c.laddr.ip, c.laddr.port) for c in conns
+                  if c.status == psutil.CONN_LISTEN]
+    return found
+
+
+def _gone(proc):
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 2], ids=["threads", "processes"])
+def test_run_listens_on_loopback_only_and_a_sigkill_leaves_nothing(blobs_data, tmp_path,
+                                                                   workers):
+    data, _, _ = blobs_data
+    # The command starts its own Prefect server and Dask cluster: by default one worker of
+    # threads in the command's process (the scheduler talks in-process, the dashboard
+    # listens), or worker processes. Small blocks make the run last long enough to look at.
+    cluster = ["--dask-processes", "--dask-n-workers", str(workers),
+               "--dask-threads-per-worker", "1"] if workers else []
+    cli = subprocess.Popen(
+        [str(BIN / "spectral-flow"), "run", str(data), "--output", str(tmp_path / "out"),
+         "--n-clusters", "3", "--gamma", "0.1", "--n-components", "50", "--random-state", "0",
+         "--feature-columns", "f0,f1,f2,f3", "--id-column", "id", "--block-size", "10",
+         *cluster],
+        env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True)
+    root = psutil.Process(cli.pid)
+    server, workers, workers_wanted = [], [], workers
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert cli.poll() is None, cli.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "the Dask workers never started"
+            tree = [root, *root.children(recursive=True)]
+            server = [p for p in tree if "server start" in _cmdline(p)]
+            workers = [p for p in tree if "spawn_main" in _cmdline(p)]
+            listening = _listening(tree)
+            worker_pids = {p.pid for p in workers}
+            pids = {pid for pid, _, _ in listening}
+            # Up: the server listens, the command listens (dashboard, and the scheduler when
+            # workers are processes) and so does every worker process.
+            if (server and len(workers) == workers_wanted and server[0].pid in pids
+                    and cli.pid in pids and pids >= worker_pids):
+                break
+            time.sleep(0.2)
+        # The Prefect server, the scheduler, its dashboard, each worker: all on loopback.
+        assert listening and all(ip in ("127.0.0.1", "::1") for _, ip, _ in listening), listening
+        assert not [port for _, _, port in listening if port == 8787], listening
+
+        cli.send_signal(signal.SIGKILL)
+        cli.wait()
+        left = [server[0], *workers]
+        deadline = time.monotonic() + 30
+        while not all(_gone(p) for p in left) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert all(_gone(p) for p in left), [(p.pid, _cmdline(p)) for p in left if not _gone(p)]
+    finally:  # whatever the outcome, nothing of this run survives the test
+        try:
+            os.killpg(cli.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for proc in [*server, *workers]:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
