@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,11 @@ print("RESULT " + json.dumps(run_flow(params, quiet=True)))
 
 def tree_rss(proc: psutil.Process) -> int:
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:  # a child exited while being listed: count what is left
+        tree = [proc]
+    for p in tree:
         try:
             total += p.memory_info().rss
         except psutil.Error:
@@ -147,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                           "feature_columns": [f"x{j}" for j in range(10)], "n_clusters": 8,
                           "gamma": 0.1, "n_components": args.n_components, "random_state": 0,
                           "block_size": args.block_size}
+                if store == "local":  # a kept --workdir must not make the run resume
+                    shutil.rmtree(out, ignore_errors=True)
                 run = run_once(params, env)
                 if run["code"] == 0:
                     filesystem = fs if store == "s3" else None
