@@ -329,8 +329,47 @@ def check_block(block: Block, plan: DatasetPlan, store: Store | None = None) -> 
                 "value": float(X[r, c])}
     out = {"block": block.index, "min": float(X.min()), "rows": int(X.shape[0])}
     if plan.id_column:
-        out["ids"] = ids
+        out["ids"] = summarize_ids(ids)
     return out
+
+
+def summarize_ids(ids: np.ndarray) -> dict[str, Any]:
+    """What the uniqueness check needs from one block's ids, in O(1) space: whether one is
+    missing, the first value repeated within the block (with its count), the smallest and the
+    largest. The block's ids themselves never leave the worker."""
+    if ids.dtype == object and any(v is None for v in ids):
+        return {"null": True}
+    values, counts = np.unique(ids, return_counts=True)
+    out: dict[str, Any] = {"null": False, "dup": None, "lo": None, "hi": None}
+    if values.size:
+        out["lo"], out["hi"] = values[0].item() if hasattr(values[0], "item") else values[0], \
+            values[-1].item() if hasattr(values[-1], "item") else values[-1]
+    dup = counts > 1
+    if dup.any():
+        first = values[dup][0]
+        out["dup"] = (first.item() if hasattr(first, "item") else first, int(counts[dup][0]))
+    return out
+
+
+def duplicate_ids_in_bucket(bucket: int, buckets: int, plan: DatasetPlan,
+                            store: Store | None = None) -> tuple[Any, int] | None:
+    """The first id repeated across the dataset among the ids hashed to ``bucket`` (of
+    ``buckets``), with its count, or None. Reads only the id column, block by block, and keeps
+    about n / buckets ids."""
+    import pandas as pd
+
+    kept = []
+    for block in plan.blocks:
+        ids = block_ids(plan, block, store=store).to_numpy(zero_copy_only=False)
+        kept.append(ids[pd.util.hash_array(ids) % np.uint64(buckets) == bucket])
+    if not kept:
+        return None
+    values, counts = np.unique(np.concatenate(kept), return_counts=True)
+    dup = counts > 1
+    if not dup.any():
+        return None
+    first = values[dup][0]
+    return (first.item() if hasattr(first, "item") else first, int(counts[dup][0]))
 
 
 def _row_in_file(plan: DatasetPlan, block: Block) -> int:

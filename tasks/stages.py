@@ -23,6 +23,7 @@ references, never arrays.
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 from typing import Any
@@ -48,6 +49,7 @@ from .io import (
     check_checkpoint_root,
     check_part,
     commit_manifest,
+    duplicate_ids_in_bucket,
     read_block,
     read_manifest,
     read_part,
@@ -239,7 +241,7 @@ def validate_input(job: Job) -> dict[str, Any]:
                     "first."
                 )
         if plan.id_column:
-            _check_ids(plan, [r["ids"] for r in results])
+            _check_ids(plan, job.input, [r["ids"] for r in results])
         # The input is valid: from here on the run writes checkpoints.
         check_checkpoint_root(job.checkpoints, create=True)
         remember_fingerprints(plan, job.checkpoints)
@@ -256,22 +258,36 @@ def validate_input(job: Job) -> dict[str, Any]:
     return manifest.result
 
 
-def _check_ids(plan: DatasetPlan, parts: list[np.ndarray]) -> None:
-    """Ids must be unique and present: the labels are joined back to the data on them."""
-    ids = np.concatenate(parts)
-    if ids.dtype == object and any(v is None for v in ids):
+#: Ids per bucket of the cross-block uniqueness check (about 8 bytes each, a few copies).
+IDS_PER_BUCKET = 5_000_000
+
+
+def _check_ids(plan: DatasetPlan, source: Store, blocks_ids: list[dict[str, Any]]) -> None:
+    """Ids must be unique and present: the labels are joined back to the data on them.
+
+    Without gathering them: each block reported its own repeats and its smallest and largest
+    id. When no block repeats an id and the blocks' [smallest, largest] ranges do not overlap
+    (ids that grow with the rows: the common case) that settles it; otherwise the ids are
+    hashed into buckets of about :data:`IDS_PER_BUCKET` and each bucket is checked on a
+    worker, reading only the id column. The flow process never holds the ids.
+    """
+    if any(b["null"] for b in blocks_ids):
         raise InputError(f"The id column {plan.id_column!r} has missing values; ids must be "
                          "present on every row.")
-    values, counts = np.unique(ids, return_counts=True)
-    dup = counts > 1
-    if dup.any():
-        first = values[dup][0]
-        first = first.item() if hasattr(first, "item") else first
+    ranges = sorted((b["lo"], b["hi"]) for b in blocks_ids if b["lo"] is not None)
+    overlap = any(prev[1] >= cur[0] for prev, cur in itertools.pairwise(ranges))
+    repeated = None
+    if overlap or any(b["dup"] is not None for b in blocks_ids):
+        # Also when a block repeats an id: the error then counts it over the whole dataset.
+        buckets = max(1, -(-plan.n_rows // IDS_PER_BUCKET))
+        found = fan_out(duplicate_ids_in_bucket, range(buckets), buckets, plan, source)
+        repeated = next((d for d in found if d is not None), None)
+    if repeated is not None:
+        value, count = repeated
         raise InputError(
-            f"The id column {plan.id_column!r} has {int(dup.sum())} duplicated values (e.g. "
-            f"{first!r} appears {int(counts[dup][0])} times); ids must be unique so that the "
-            "labels can be joined back to the data. Choose another id column or none (rows "
-            "are then numbered)."
+            f"The id column {plan.id_column!r} has duplicated values (e.g. {value!r} appears "
+            f"{count} times); ids must be unique so that the labels can be joined back to the "
+            "data. Choose another id column or none (rows are then numbered)."
         )
 
 
