@@ -99,7 +99,9 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     random_state : int, RandomState or None, default=None
         Seeds the landmark choice, the iterative eigensolvers and the label assignment.
     n_init : 'auto' or int, default='auto'
-        Number of KMeans initialisations (``assign_labels='kmeans'`` only).
+        Number of KMeans initialisations (``assign_labels='kmeans'`` only). ``'auto'`` is 10
+        on the k-NN graph's wider embedding and scikit-learn's ``'auto'`` (one k-means++
+        start) otherwise (:func:`spectral_core.blocks.kmeans_n_init`).
     gamma : float or None, default=1.0
         Kernel coefficient for 'rbf', 'laplacian', 'chi2', 'poly', 'polynomial', 'sigmoid'.
         None: the kernel's own default, as in scikit-learn (1 / n_features; 1.0 for chi2).

@@ -95,8 +95,8 @@ PARAMETERS: dict[str, Param] = {
                           choices=("arpack", "lobpcg", "amg")),
     "random_state": Param(None, ("int", "none", "random_state"), "Seed of the landmark choice, "
                           "the iterative solvers and the assignment.", low=0, high=2**32 - 1),
-    "n_init": Param("auto", ("str", "int"), "KMeans initialisations.", choices=("auto",),
-                    low=1),
+    "n_init": Param("auto", ("str", "int"), "KMeans initialisations; 'auto': 10 for "
+                    "nearest_neighbors, 1 otherwise.", choices=("auto",), low=1),
     "gamma": Param(1.0, ("real", "none"), "Kernel coefficient of rbf, laplacian, chi2, "
                    "polynomial and sigmoid; None: the kernel's default (1 / n_features). Not "
                    "used by nearest_neighbors.", low=0, low_open=True),
