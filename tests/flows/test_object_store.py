@@ -7,7 +7,9 @@ stores or reports.
 
 import json
 import os
+import sys
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +19,7 @@ from flows.params import SpectralParams
 from flows.spectral import spectral_clustering
 from spectral_core import SpectralClustering
 
-from ..clusters import start_cluster, stop_cluster
+from ..clusters import ROOT, start_cluster, stop_cluster
 from .helpers import cli_env, current_api_url, run_cli
 
 pytestmark = pytest.mark.slow
@@ -166,23 +168,34 @@ def test_a_wrong_secret_fails_before_any_block_pass_and_writes_nothing(s3, s3_da
     assert s3.keys(key + "/") == before
 
 
-def test_workers_that_share_no_disk_run_the_flow_through_s3(s3_env, s3_data, tmp_path):
-    """A scheduler and two workers, each with an empty private tmpfs over /tmp and over
-    Prefect's home: the only thing they share with this process is the S3 server."""
+def _outside(directory, *paths):
+    return not any(Path(p).resolve().is_relative_to(Path(directory).resolve()) for p in paths)
+
+
+def test_workers_that_share_no_disk_run_the_flow_through_s3(s3_env, s3_data, blobs_data,
+                                                           tmp_path, tmp_path_factory):
+    """A scheduler and two workers, each with an empty private tmpfs over this session's
+    temporary directories (and over /tmp itself unless the interpreter or the checkout lives
+    there) and over Prefect's home: the only thing they share with this process is S3."""
     from distributed import Client
 
     prefix, X = s3_data
     env = cli_env(tmp_path, PREFECT_API_URL=current_api_url(), **s3_env.env())
-    hidden = ["/tmp", os.path.expanduser("~/.prefect")]
+    base = str(tmp_path_factory.getbasetemp())
+    hidden = [base, os.path.expanduser("~/.prefect")]
+    if _outside("/tmp", sys.prefix, ROOT):
+        hidden.insert(0, "/tmp")
     address, procs = start_cluster([{}, {}], env, private_dirs=hidden)
     try:
         spectral_clustering(_params(prefix + "/data", prefix + "/out",
                                     dask={"address": address}))
         with Client(address) as client:
             executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
-            seen = client.run(lambda: sorted(os.listdir("/tmp")))
+            local = [str(tmp_path), str(blobs_data[0])]  # where a local run would look
+            seen = client.run(lambda: [os.path.exists(p) for p in local])
     finally:
         stop_cluster(procs)
     np.testing.assert_array_equal(_labels(prefix + "/out")[1], _library(X).labels_)
     assert len(executed) == 2 and all(n >= 5 for n in executed.values()), executed
-    assert str(tmp_path).split("/")[2] not in {n for names in seen.values() for n in names}
+    assert all(os.path.exists(p) for p in local)  # here they exist; on the workers they don't
+    assert seen and not any(any(found) for found in seen.values()), seen
