@@ -44,12 +44,30 @@ def test_trigger_on_demand_through_the_rest_api(server, served, dataset, tmp_pat
         "flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}})
     assert status == 200 and len(subflows) == 1, subflows
     ids = [run["id"], subflows[0]["id"]]
-    status, logs = api(f"{server['url']}/logs/filter", "POST",
-                       {"logs": {"flow_run_id": {"any_": ids}}, "limit": 200})
-    assert status == 200
-    messages = [entry["message"] for entry in logs]
-    for stage in ("sample_landmarks", "kernel_blocks", "embed", "assign_labels"):
-        assert any(m.startswith(f"{stage}: done in") for m in messages), (stage, messages)
+    wanted = [f"{stage}: done in" for stage in
+              ("sample_landmarks", "kernel_blocks", "embed", "assign_labels")]
+    deadline = time.monotonic() + 30  # log lines reach the server in batches, after the run
+    while True:
+        messages = _all_logs(server["url"], ids)
+        missing = [w for w in wanted if not any(m.startswith(w) for m in messages)]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not missing, (missing, messages)
+
+
+def _all_logs(url, flow_run_ids):
+    """Every log message of these runs, page by page (the API returns at most 200 a call)."""
+    messages, offset = [], 0
+    while True:
+        status, page = api(f"{url}/logs/filter", "POST", {
+            "logs": {"flow_run_id": {"any_": flow_run_ids}}, "limit": 200, "offset": offset,
+            "sort": "TIMESTAMP_ASC"})
+        assert status == 200, page
+        messages += [entry["message"] for entry in page]
+        if len(page) < 200:
+            return messages
+        offset += len(page)
 
 
 def test_invalid_parameter_is_rejected_and_no_run_starts(server, served, dataset, tmp_path):
