@@ -19,10 +19,12 @@ import os
 from datetime import timedelta
 
 from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig
 
 from flows.spectral import spectral_clustering
 
-#: The recommended configuration (see the README's accuracy table).
+#: The recommended configuration (see the README's accuracy table). The flow's parameters are
+#: top-level, so a run that sets some of them keeps the rest of these.
 RECOMMENDED = {"affinity": "nearest_neighbors", "n_neighbors": 5, "n_components": 500,
                "landmarks": "kmeans", "n_clusters": 8, "random_state": 0}
 
@@ -37,11 +39,13 @@ def nightly():
         description="Scheduled clustering of the configured dataset; a failed run is retried "
                     "from its checkpoints.",
         tags=["spectral", "scheduled"],
-        parameters={"params": {**RECOMMENDED,
-                               "input": env.get("SPECTRAL_NIGHTLY_INPUT", "data/nightly"),
-                               "output_dir": env.get("SPECTRAL_NIGHTLY_OUTPUT",
-                                                     "spectral-output/nightly")}},
+        parameters={**RECOMMENDED,
+                    "input": env.get("SPECTRAL_NIGHTLY_INPUT", "data/nightly"),
+                    "output_dir": env.get("SPECTRAL_NIGHTLY_OUTPUT", "spectral-output/nightly")},
         enforce_parameter_schema=True,
+        # One nightly run at a time: a run due while the last one still works is cancelled,
+        # never stacked behind it (runs slower than their interval would pile up).
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy="CANCEL_NEW"),
         **schedule,
     )
 
@@ -53,10 +57,10 @@ def on_demand():
         description="Cluster any Parquet dataset: trigger from the UI form, the CLI or the "
                     "REST API.",
         tags=["spectral", "on-demand"],
-        parameters={"params": {**RECOMMENDED,
-                               "input": env.get("SPECTRAL_ON_DEMAND_INPUT", "data"),
-                               "output_dir": env.get("SPECTRAL_ON_DEMAND_OUTPUT",
-                                                     "spectral-output/on-demand")}},
+        parameters={**RECOMMENDED,
+                    "input": env.get("SPECTRAL_ON_DEMAND_INPUT", "data"),
+                    "output_dir": env.get("SPECTRAL_ON_DEMAND_OUTPUT",
+                                          "spectral-output/on-demand")},
         enforce_parameter_schema=True,
     )
 

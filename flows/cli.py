@@ -223,7 +223,7 @@ def run_flow(params, *, quiet: bool = False) -> dict[str, Any]:
         # An API configured in a Prefect profile (not the environment): use that one.
         _stop_local_server()
         server = None
-    from .spectral import spectral_clustering
+    from .spectral import run_spectral
 
     if server is not None:
         server.wait()
@@ -242,7 +242,7 @@ def run_flow(params, *, quiet: bool = False) -> dict[str, Any]:
         handler = _TerminalProgress(sys.stderr)
         logging.getLogger("prefect").addHandler(handler)
     try:
-        return spectral_clustering(params)
+        return run_spectral(params)
     finally:
         if handler:
             logging.getLogger("prefect").removeHandler(handler)

@@ -127,3 +127,65 @@ SpectralParams = create_model(
     **{name: _field(name, spec) for name, spec in PARAMETERS.items()},
     dask=(DaskOptions, Field(default_factory=DaskOptions, description="Dask cluster options.")),
 )
+
+
+# --------------------------------------------------------------------------------------------
+# The flow's signature: the model's fields as flat top-level parameters
+# --------------------------------------------------------------------------------------------
+#
+# Prefect merges a run's parameters with its deployment's defaults per top-level parameter. One
+# ``params`` object would be replaced whole by a run that sets one field of it (and silently
+# lose the deployment's configuration); flat parameters merge field by field. The signature is
+# generated from the model, so the form, the REST schema, the CLI and the estimator keep one
+# table; the model still validates the rules between parameters when the flow starts.
+
+def _order() -> list[str]:
+    """The form's order: the data first, then the estimator's parameters, the cluster last."""
+    return list(SpectralParams.model_fields)
+
+
+def _annotation(name: str) -> Any:
+    field = SpectralParams.model_fields[name]
+    return Annotated[(field.annotation, *field.metadata)] if field.metadata else \
+        field.annotation
+
+
+def _bounds_text(name: str) -> str:
+    """The bounds of a numeric parameter in words, for the form's description."""
+    spec = PARAMETERS.get(name)
+    if spec is None or spec.low is None:
+        return ""
+    low = f"> {spec.low}" if spec.low_open else f"≥ {spec.low}"
+    high = "" if spec.high is None or isinstance(spec.high, str) else f", ≤ {spec.high}"
+    return f" Range: {low}{high}."
+
+
+def flow_signature(return_annotation: Any = dict[str, Any]):
+    """The ``inspect.Signature`` of the flow: one keyword parameter per model field, with the
+    model's type (bounds included) and default; ``input`` is the one required parameter."""
+    import inspect
+
+    params = []
+    for name in _order():
+        field = SpectralParams.model_fields[name]
+        default = inspect.Parameter.empty if field.is_required() else \
+            field.get_default(call_default_factory=True)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=default, annotation=_annotation(name)))
+    return inspect.Signature(params, return_annotation=return_annotation)
+
+
+def flow_docstring(summary: str) -> str:
+    """``summary`` and an ``Args:`` section (Prefect shows each line in the run form)."""
+    lines = [summary, "", "Args:"]
+    for name in _order():
+        field = SpectralParams.model_fields[name]
+        text = " ".join((field.description or "").split()) + _bounds_text(name)
+        lines.append(f"    {name}: {text}")
+    return "\n".join(lines) + "\n"
+
+
+def flow_parameters(params: BaseModel) -> dict[str, Any]:
+    """A validated model as the flow's keyword arguments (the inverse of the flow's own
+    ``SpectralParams(**parameters)``)."""
+    return {name: getattr(params, name) for name in _order()}

@@ -1,17 +1,23 @@
-"""The ``spectral-clustering`` flow: plan, then the five stages on a Dask cluster."""
+"""The ``spectral-clustering`` flow: plan, then the five stages as tasks on a Dask cluster.
+
+One flow run holds everything a user looks at: the plan, the stage task runs, their progress
+artifacts and the summary. Which Dask cluster runs the tasks is a run parameter (``dask``), so
+the flow's task runner reads it from the run when the first task is submitted, rather than
+being fixed when the flow is defined (a fixed runner would need a subflow per cluster, and a
+second run page).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect_dask import DaskTaskRunner
+from prefect.context import FlowRunContext
 
+from flows.params import SpectralParams, flow_docstring, flow_parameters, flow_signature
+from flows.runner import RunDaskTaskRunner
 from tasks import planning, stages
 from tasks.io import CorruptCheckpoint, retract_manifest
-from tasks.job import Job
-
-from .params import DaskOptions, SpectralParams
 
 STAGE_TASKS = {
     "sample_landmarks": stages.sample_landmarks,
@@ -20,38 +26,23 @@ STAGE_TASKS = {
     "embed": stages.embed,
     "assign_labels": stages.assign_labels,
 }
+# Imports are absolute: a deployment loads this file by path as a module of its own, and
+# Prefect ships the flow with every task; what it refers to must import on any worker.
+
 #: How many times a run recomputes committed parts found corrupt before it gives up.
 REPAIRS = 2
 
 
-def make_task_runner(options: DaskOptions) -> DaskTaskRunner:
-    """An existing scheduler when an address is given, else a local cluster for the run."""
-    if options.address:
-        return DaskTaskRunner(address=options.address)
-    # Loopback only, and no fixed port: the scheduler, the workers and the dashboard listen on
-    # 127.0.0.1 (tests/flows/test_lifecycle.py checks every socket). Threads-only clusters
-    # talk in-process and take no host.
-    where = {"host": "127.0.0.1"} if options.processes else {}
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": options.n_workers,
-            "threads_per_worker": options.threads_per_worker,
-            "processes": options.processes,
-            "dashboard_address": "127.0.0.1:0",
-            # A worker's own HTTP server otherwise listens on all interfaces (0.0.0.0 and ::).
-            "worker_dashboard_address": "127.0.0.1:0",
-            **where,
-        },
-    )
-
-
-@flow(name="spectral-stages", log_prints=False)
-def run_stages(job: Job) -> dict[str, Any]:
-    """The stages in order, each a task on the Dask cluster; committed stages are Cached."""
-    # prefect-dask ships this function by value with every task; a deployment loads this file
-    # by path (module 'spectral', which the scheduler cannot import), so the body refers to
-    # nothing defined in this module but constants and the task table.
+def _spectral_clustering(**parameters: Any) -> dict[str, Any]:
+    params = SpectralParams(**parameters)  # the rules between parameters, with their messages
+    logger = get_run_logger()
+    runner = FlowRunContext.get().task_runner
+    if isinstance(runner, RunDaskTaskRunner):
+        runner.start_cluster(params.dask)  # while the plan reads footers and hashes files
+    logger.info("spectral-clustering: %s", "attaching to " + params.dask.address
+                if params.dask.address else "starting a local Dask cluster")
+    # The plan runs here, in the flow's process: it needs no cluster.
+    job = planning.plan(params.model_dump(exclude={"dask"}))
     stages.validate_input.submit(job).result()
     for repair in range(REPAIRS + 1):
         try:
@@ -63,26 +54,30 @@ def run_stages(job: Job) -> dict[str, Any]:
                     stage_task.submit(job, upstream)
                 upstream = future.result()
                 refs[name], states[name] = upstream, future.state.name
-            return planning.write_outputs.submit(job, refs, states).result()
+            result = planning.write_outputs.submit(job, refs, states).result()
+            logger.info("spectral-clustering: cluster sizes %s", result["cluster_sizes"])
+            return result
         except CorruptCheckpoint as exc:
             # A committed part that cannot be read back: forget it and its stage's manifest;
             # the next round recomputes that part alone (the others pass their footer check).
             if repair == REPAIRS:
                 raise
-            get_run_logger().warning("%s", exc)
+            logger.warning("%s", exc)
             store = job.stage_store(exc.stage)
             store.remove(exc.name)
             retract_manifest(store)
     raise AssertionError("unreachable")
 
 
-@flow(name="spectral-clustering")
-def spectral_clustering(params: SpectralParams) -> dict[str, Any]:
-    """Cluster a Parquet dataset: labels/, summary.json and checkpoints for resume."""
-    logger = get_run_logger()
-    job = planning.plan(params.model_dump(exclude={"dask"}))
-    logger.info("spectral-clustering: %s", "attaching to " + params.dask.address
-                if params.dask.address else "starting a local Dask cluster")
-    result = run_stages.with_options(task_runner=make_task_runner(params.dask))(job)
-    logger.info("spectral-clustering: cluster sizes %s", result["cluster_sizes"])
-    return result
+_spectral_clustering.__signature__ = flow_signature()
+_spectral_clustering.__doc__ = flow_docstring(
+    "Cluster a Parquet dataset: labels/, summary.json and checkpoints for resume.")
+_spectral_clustering.__name__ = _spectral_clustering.__qualname__ = "spectral_clustering"
+
+spectral_clustering = flow(name="spectral-clustering", task_runner=RunDaskTaskRunner())(
+    _spectral_clustering)
+
+
+def run_spectral(params: SpectralParams) -> dict[str, Any]:
+    """Run the flow on validated parameters (the CLI's and the tests' entry point)."""
+    return spectral_clustering(**flow_parameters(params))

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.slow
 
 def _run_params(dataset, out, **extra):
     folder, params, _ = dataset
-    return {"params": {"input": str(folder), "output_dir": str(out), "id_column": "id",
-                       "feature_columns": ["f0", "f1", "f2", "f3"], "affinity": "rbf",
-                       "landmarks": "random", **params, **extra}}
+    return {"input": str(folder), "output_dir": str(out), "id_column": "id",
+            "feature_columns": ["f0", "f1", "f2", "f3"], "affinity": "rbf",
+            "landmarks": "random", **params, **extra}
 
 
 def _deployment_id(server, name):
@@ -38,12 +38,25 @@ def test_trigger_on_demand_through_the_rest_api(server, served, dataset, tmp_pat
     final = wait_for_run(server["url"], run["id"])
     assert final["state_type"] == "COMPLETED", served["log"].read_text()[-3000:]
     np.testing.assert_array_equal(_labels(tmp_path / "out"), dataset[2])
-    # Each stage's progress lines reach the logs of the run the user triggered or of its
-    # subflow 'spectral-stages' (its Dask task runner comes from the parameters).
-    status, subflows = api(f"{server['url']}/flow_runs/filter", "POST", {
+    # One run page: no subflow; the stage task runs, their logs, the progress artifacts and
+    # the summary all belong to the run the user triggered.
+    status, children = api(f"{server['url']}/flow_runs/filter", "POST", {
         "flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}})
-    assert status == 200 and len(subflows) == 1, subflows
-    ids = [run["id"], subflows[0]["id"]]
+    assert status == 200 and children == [], children
+    status, tasks = api(f"{server['url']}/task_runs/filter", "POST", {
+        "flow_runs": {"id": {"any_": [run["id"]]}}})
+    assert status == 200
+    assert {"plan", "validate_input", "sample_landmarks", "kernel_blocks", "eigendecompose",
+            "embed", "assign_labels", "write_outputs"} <= {t["name"].rsplit("-", 1)[0]
+                                                           for t in tasks}
+    status, artifacts = api(f"{server['url']}/artifacts/filter", "POST", {
+        "artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+    assert status == 200
+    keys = {a["key"] for a in artifacts}
+    assert "spectral-clustering-summary" in keys
+    assert {"kernel-blocks-pass-1-column-sums", "embed-embedding"} <= keys, keys
+    assert all(a["data"] == 100.0 for a in artifacts if a["type"] == "progress"), artifacts
+    ids = [run["id"]]
     wanted = [f"{stage}: done in" for stage in
               ("sample_landmarks", "kernel_blocks", "embed", "assign_labels")]
     deadline = time.monotonic() + 30  # log lines reach the server in batches, after the run
@@ -70,6 +83,28 @@ def _all_logs(url, flow_run_ids):
         offset += len(page)
 
 
+def test_a_run_that_sets_one_parameter_keeps_the_deployments_others(server, served, dataset,
+                                                                  tmp_path):
+    """Run parameters merge with the deployment's per field: the recommended configuration
+    stays unless a field is overridden (the README's trigger example)."""
+    dep = _deployment_id(server, "on-demand")
+    out = tmp_path / "out"
+    status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
+                      {"parameters": {"n_clusters": 3, "output_dir": str(out)}})
+    assert status == 201, run
+    final = wait_for_run(server["url"], run["id"])
+    assert final["state_type"] == "COMPLETED", served["log"].read_text()[-3000:]
+    used = json.loads((out / "summary.json").read_text())["parameters"]
+    from deployments.serve import RECOMMENDED
+
+    assert used["n_clusters"] == 3
+    for name, value in RECOMMENDED.items():
+        if name != "n_clusters":
+            assert used[name] == value, (name, used[name], value)
+    assert str(dataset[0]) in used["input"]  # the deployment's input, not the flow's default
+    assert len(set(_labels(out))) == 3
+
+
 def test_invalid_parameter_is_rejected_and_no_run_starts(server, served, dataset, tmp_path):
     dep = _deployment_id(server, "on-demand")
     count = {"flow_runs": {"deployment_id": {"any_": [dep]}}}
@@ -78,12 +113,15 @@ def test_invalid_parameter_is_rejected_and_no_run_starts(server, served, dataset
         status, body = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
                            {"parameters": _run_params(dataset, tmp_path / "o", **bad)})
         assert 400 <= status < 500, (bad, status, body)
-        assert "params" in json.dumps(body)
+        assert next(iter(bad)) in json.dumps(body)
     assert api(f"{server['url']}/flow_runs/count", "POST", count)[1] == before
 
 
 def test_the_schedule_produces_a_run_on_its_own(server, served):
     dep = _deployment_id(server, "nightly")
+    status, body = api(f"{server['url']}/deployments/{dep}")
+    assert status == 200 and body["global_concurrency_limit"]["limit"] == 1, body  # no pile-up
+    assert body["concurrency_options"]["collision_strategy"] == "CANCEL_NEW", body
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         status, runs = api(f"{server['url']}/flow_runs/filter", "POST", {
@@ -158,7 +196,7 @@ def test_run_on_an_existing_dask_cluster_through_the_server(server, served, data
             client.wait_for_workers(2, timeout=60)
         dep = _deployment_id(server, "on-demand")
         params = _run_params(dataset, tmp_path / "out", block_size=500)
-        params["params"]["dask"] = {"address": address}
+        params["dask"] = {"address": address}
         status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
                           {"parameters": params})
         assert status == 201, run
@@ -203,7 +241,8 @@ def test_work_pool_deployments_from_prefect_yaml(server, dataset, tmp_path):
            "SPECTRAL_NIGHTLY_INPUT": str(dataset[0]),
            "SPECTRAL_NIGHTLY_OUTPUT": str(tmp_path / "nightly"),
            "SPECTRAL_ON_DEMAND_INPUT": str(dataset[0]),
-           "SPECTRAL_ON_DEMAND_OUTPUT": str(tmp_path / "on-demand")}
+           "SPECTRAL_ON_DEMAND_OUTPUT": str(tmp_path / "on-demand"),
+           "SPECTRAL_NIGHTLY_CRON": "30 3 * * *"}
     prefect = str(BIN / "prefect")
     subprocess.run([prefect, "work-pool", "create", "spectral-pool", "--type", "process"],
                    env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
@@ -215,7 +254,7 @@ def test_work_pool_deployments_from_prefect_yaml(server, dataset, tmp_path):
                       {"work_pools": {"name": {"any_": ["spectral-pool"]}}})
     assert status == 200 and {d["name"] for d in dep} == {"nightly", "on-demand"}
     nightly = next(d for d in dep if d["name"] == "nightly")
-    assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
+    assert nightly["schedules"][0]["schedule"]["cron"] == "30 3 * * *"
     log = open(tmp_path / "worker.log", "w")
     worker = subprocess.Popen([prefect, "worker", "start", "--pool", "spectral-pool"], env=env,
                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -235,7 +274,7 @@ def test_work_pool_deployments_from_prefect_yaml(server, dataset, tmp_path):
 def test_a_path_outside_the_allowed_roots_is_refused(server, served, dataset, tmp_path):
     dep = _deployment_id(server, "on-demand")
     params = _run_params(dataset, tmp_path / "out")
-    params["params"]["input"] = "../../../../etc"
+    params["input"] = "../../../../etc"
     status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
                       {"parameters": params})
     assert status == 201, run

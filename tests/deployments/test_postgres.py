@@ -91,9 +91,9 @@ def test_server_on_postgresql_runs_a_deployment(postgres, dataset, tmp_path):
         dep = api(url + "/deployments/name/spectral-clustering/on-demand")[1]["id"]
         folder, params, clean = dataset
         status, run = api(f"{url}/deployments/{dep}/create_flow_run", "POST", {"parameters": {
-            "params": {"input": str(folder), "output_dir": str(tmp_path / "out"),
-                       "id_column": "id", "feature_columns": ["f0", "f1", "f2", "f3"],
-                       "affinity": "rbf", "landmarks": "random", **params}}})
+            "input": str(folder), "output_dir": str(tmp_path / "out"), "id_column": "id",
+            "feature_columns": ["f0", "f1", "f2", "f3"], "affinity": "rbf",
+            "landmarks": "random", **params}})
         assert status == 201, run
         assert wait_for_run(url, run["id"])["state_type"] == "COMPLETED", \
             (tmp_path / "serve.log").read_text()[-3000:]

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.params import SpectralParams
-from flows.spectral import spectral_clustering
+from flows.spectral import run_spectral
 from tasks.io import FORMAT_VERSION, InputError
 
 from .conftest import write_dataset
@@ -99,7 +99,7 @@ def test_bad_input_fails_before_work_and_writes_nothing(tmp_path, name, make, ex
                                "n_components": 20, "id_column": "id" if name != "no numeric "
                                "columns" else None, **extra})
     with pytest.raises(ValueError, match=match):
-        spectral_clustering(params)
+        run_spectral(params)
     after = sorted(out.rglob("*")) if out.exists() else []
     if name == "kernel underflows":  # found from the landmarks, which were sampled first
         assert not list(out.glob("checkpoints/*/kernel_blocks"))
@@ -116,7 +116,7 @@ def test_unwritable_output_directory(tmp_path):
                             n_components=20, id_column="id")
     with pytest.raises(InputError, match=r"The output directory '.*a-file/out' cannot be "
                        r"written"):
-        spectral_clustering(params)
+        run_spectral(params)
 
 
 def test_pydantic_rejects_bad_parameters_before_the_flow():

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.params import SpectralParams
-from flows.spectral import spectral_clustering
+from flows.spectral import run_spectral
 from spectral_core import SpectralClustering
 
 from ..clusters import start_cluster, stop_cluster
@@ -31,7 +31,7 @@ def test_flow_on_an_existing_multi_process_cluster(blobs_data, tmp_path, dask_cl
                             feature_columns=["f0", "f1", "f2", "f3"], id_column="id",
                             block_size=500, n_clusters=3, gamma=0.1, n_components=50,
                             random_state=0, dask={"address": dask_cluster})
-    spectral_clustering(params)
+    run_spectral(params)
     labels = pq.read_table(tmp_path / "out" / "labels").column("label").to_numpy()
     clean = SpectralClustering(**params.estimator_params()).fit(X)
     np.testing.assert_array_equal(labels, clean.labels_)
@@ -55,7 +55,7 @@ def test_worker_killed_during_kernel_blocks_run_still_completes(blobs_data, tmp_
                                 feature_columns=["f0", "f1", "f2", "f3"], id_column="id",
                                 block_size=500, n_clusters=3, gamma=0.1, n_components=50,
                                 random_state=0, dask={"address": address})
-        spectral_clustering(params)
+        run_spectral(params)
         assert procs[2].wait(timeout=60) == -9  # the faulty worker really died
         with Client(address) as client:
             assert len(client.scheduler_info()["workers"]) == 1

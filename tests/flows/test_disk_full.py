@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 from flows.params import SpectralParams
-from flows.spectral import spectral_clustering
+from flows.spectral import run_spectral
 from tasks.io import check_part, read_part
 from tasks.storage import open_store
 
@@ -37,7 +37,7 @@ def test_full_checkpoint_disk_fails_clearly_and_leaves_only_complete_files(
                             block_size=500, n_clusters=3, gamma=0.1, n_components=50,
                             random_state=0, persist_embedding=True)
     with pytest.raises(OSError, match="No space left on device"):
-        spectral_clustering(params)
+        run_spectral(params)
     assert not (out / "labels" / "_SUCCESS.json").exists()
     files = list((tiny_filesystem / "ckpt").rglob("*"))
     assert not [f for f in files if f.name.endswith(".tmp")]  # no temporary file left

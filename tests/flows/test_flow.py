@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.params import SpectralParams
-from flows.spectral import spectral_clustering
+from flows.spectral import run_spectral
 from spectral_core import STAGES, SpectralClustering
 
 FEATURES = ["f0", "f1", "f2", "f3"]
@@ -34,7 +34,7 @@ def _labels(out):
 )
 def test_flow_equals_library(blobs_data, tmp_path, config):
     data, X, _y = blobs_data
-    result = spectral_clustering(_params(data, tmp_path / "out", **config))
+    result = run_spectral(_params(data, tmp_path / "out", **config))
     ids, labels = _labels(tmp_path / "out")
     np.testing.assert_array_equal(ids, np.arange(X.shape[0]) + 1000)
     est_params = {k: v for k, v in _params(data, "x", **config).estimator_params().items()}
@@ -51,12 +51,12 @@ def test_flow_equals_library(blobs_data, tmp_path, config):
 def test_rerun_is_cached_and_n_clusters_change_reuses_early_stages(blobs_data, tmp_path):
     data, X, _ = blobs_data
     out = tmp_path / "out"
-    first = spectral_clustering(_params(data, out))
-    again = spectral_clustering(_params(data, out))
+    first = run_spectral(_params(data, out))
+    again = run_spectral(_params(data, out))
     assert {s: v["state"] for s, v in again["stages"].items()} == dict.fromkeys(
         first["stages"], "Cached")
     assert again["cluster_sizes"] == first["cluster_sizes"]
-    four = spectral_clustering(_params(data, out, n_clusters=4))
+    four = run_spectral(_params(data, out, n_clusters=4))
     states = {s: v["state"] for s, v in four["stages"].items()}
     assert states == {"sample_landmarks": "Cached", "kernel_blocks": "Cached",
                       "eigendecompose": "Completed", "embed": "Completed",
@@ -70,11 +70,11 @@ def test_deleted_checkpoint_is_recomputed_not_served_from_cache(blobs_data, tmp_
 
     data, _, _ = blobs_data
     out = tmp_path / "out"
-    first = spectral_clustering(_params(data, out))
+    first = run_spectral(_params(data, out))
     labels_before = _labels(out)[1]
     shutil.rmtree(out / "checkpoints" / first["stages"]["embed"]["key"])
     shutil.rmtree(out / "labels")
-    again = spectral_clustering(_params(data, out))
+    again = run_spectral(_params(data, out))
     assert again["stages"]["embed"]["state"] == "Completed"
     assert again["stages"]["kernel_blocks"]["state"] == "Cached"
     np.testing.assert_array_equal(_labels(out)[1], labels_before)
@@ -83,7 +83,7 @@ def test_deleted_checkpoint_is_recomputed_not_served_from_cache(blobs_data, tmp_
 def test_persist_embedding_writes_embedding(blobs_data, tmp_path):
     data, X, _ = blobs_data
     params = _params(data, tmp_path / "out", persist_embedding=True)
-    spectral_clustering(params)
+    run_spectral(params)
     table = pq.read_table(tmp_path / "out" / "embedding")
     U = np.column_stack([table.column(f"u_{j}").to_numpy() for j in range(3)])
     library = SpectralClustering(**params.estimator_params()).fit(X)
@@ -98,7 +98,7 @@ def test_corrupt_checkpoint_part_is_detected_and_only_it_recomputed(blobs_data, 
 
     data, _, _ = blobs_data
     out = tmp_path / "out"
-    first = spectral_clustering(_params(data, out))
+    first = run_spectral(_params(data, out))
     labels_before = _labels(out)[1]
     embed_dir = out / "checkpoints" / first["stages"]["embed"]["key"] / "embed"
     part = embed_dir / "part-000002.parquet"
@@ -110,7 +110,7 @@ def test_corrupt_checkpoint_part_is_detected_and_only_it_recomputed(blobs_data, 
     shutil.rmtree(out / "checkpoints" / first["stages"]["assign_labels"]["key"])
     # Its footer is intact, so embed's resume trusts it; assign_labels reads its pages, finds
     # the bad checksum, and the flow recomputes that part alone.
-    again = spectral_clustering(_params(data, out))
+    again = run_spectral(_params(data, out))
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any(re.search(r"part-000002\.parquet' of stage 'embed' is corrupt .*CRC checksum", m)
                for m in said), said
@@ -129,8 +129,8 @@ def test_the_manifest_is_the_only_record_prefect_keeps_no_result(blobs_data, tmp
     storage = get_current_settings().results.local_storage_path
     before = set(storage.rglob("*")) if storage.exists() else set()
     out = tmp_path / "out"
-    first = spectral_clustering(_params(data, out))
-    again = spectral_clustering(_params(data, out))
+    first = run_spectral(_params(data, out))
+    again = run_spectral(_params(data, out))
     after = set(storage.rglob("*")) if storage.exists() else set()
     assert after == before
     for stage, info in first["stages"].items():

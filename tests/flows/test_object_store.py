@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from flows.params import SpectralParams
-from flows.spectral import spectral_clustering
+from flows.spectral import run_spectral
 from spectral_core import SpectralClustering
 
 from ..clusters import ROOT, start_cluster, stop_cluster
@@ -81,11 +81,11 @@ def _labels(url):
 def test_the_flow_on_s3_equals_the_library_and_the_local_run(s3_env, s3_data, blobs_data,
                                                               tmp_path):
     prefix, X = s3_data
-    spectral_clustering(_params(prefix + "/data", prefix + "/out", persist_embedding=True))
+    run_spectral(_params(prefix + "/data", prefix + "/out", persist_embedding=True))
     ids, labels = _labels(prefix + "/out")
     np.testing.assert_array_equal(ids, np.arange(X.shape[0]) + 1000)
     np.testing.assert_array_equal(labels, _library(X).labels_)
-    spectral_clustering(_params(str(blobs_data[0]), str(tmp_path / "local")))
+    run_spectral(_params(str(blobs_data[0]), str(tmp_path / "local")))
     np.testing.assert_array_equal(labels, _labels(str(tmp_path / "local"))[1])
     embedding = pd.read_parquet(prefix + "/out/embedding")
     assert list(embedding.columns) == ["id", "u_0", "u_1", "u_2"]
@@ -187,7 +187,7 @@ def test_workers_that_share_no_disk_run_the_flow_through_s3(s3_env, s3_data, blo
         hidden.insert(0, "/tmp")
     address, procs = start_cluster([{}, {}], env, private_dirs=hidden)
     try:
-        spectral_clustering(_params(prefix + "/data", prefix + "/out",
+        run_spectral(_params(prefix + "/data", prefix + "/out",
                                     dask={"address": address}))
         with Client(address) as client:
             executed = client.run(lambda dask_worker: dask_worker.state.executed_count)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.params import SpectralParams
-from flows.spectral import spectral_clustering
+from flows.spectral import run_spectral
 from spectral_core import SpectralClustering
 
 from .conftest import write_dataset
@@ -51,7 +51,7 @@ def test_back_to_back_runs_with_many_parts_all_succeed(many_parts, tmp_path):
                                 random_state=i, **ESTIMATOR,
                                 dask={"n_workers": 1, "threads_per_worker": 2})
         try:
-            spectral_clustering(params)
+            run_spectral(params)
         except Exception as exc:  # count every failure, then report them all
             failures.append(f"run {i}: {''.join(traceback.format_exception_only(exc))}")
             continue

@@ -1,0 +1,96 @@
+"""The flow's task runner: prefect-dask's ``DaskTaskRunner``, configured by the run.
+
+Which Dask cluster runs a flow run's tasks is one of its parameters (``dask``). Prefect fixes a
+flow's task runner when the flow is defined, so the runner here reads the run's parameters
+when its client is first needed: one flow run, one run page, whatever the cluster.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from prefect.context import FlowRunContext
+from prefect_dask import DaskTaskRunner
+
+from .params import DaskOptions
+
+
+def cluster_settings(options: DaskOptions) -> dict[str, Any]:
+    """``DaskTaskRunner`` keywords: an existing scheduler when an address is given, else a
+    local cluster for the run, listening on 127.0.0.1 only."""
+    if options.address:
+        return {"address": options.address}
+    # Loopback only, and no fixed port: the scheduler, the workers and the dashboard listen on
+    # 127.0.0.1 (tests/flows/test_lifecycle.py checks every socket). Threads-only clusters
+    # talk in-process and take no host.
+    where = {"host": "127.0.0.1"} if options.processes else {}
+    return {"cluster_class": "distributed.LocalCluster", "cluster_kwargs": {
+        "n_workers": options.n_workers,
+        "threads_per_worker": options.threads_per_worker,
+        "processes": options.processes,
+        "dashboard_address": "127.0.0.1:0",
+        # A worker's own HTTP server otherwise listens on all interfaces (0.0.0.0 and ::).
+        "worker_dashboard_address": "127.0.0.1:0",
+        **where,
+    }}
+
+
+class RunDaskTaskRunner(DaskTaskRunner):
+    """A ``DaskTaskRunner`` configured by the flow run's own ``dask`` parameter.
+
+    Prefect enters a flow's task runner before the flow body runs, and prefect-dask creates
+    its client (and the cluster) only when first asked for it. This runner takes the address
+    or the local cluster's settings at that moment from the run's parameters;
+    :meth:`start_cluster` starts the cluster on a thread while the flow plans, and the first
+    submit waits for it.
+    """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+        self._starting: threading.Thread | None = None
+
+    def duplicate(self) -> RunDaskTaskRunner:
+        return type(self)()
+
+    def __reduce__(self):
+        # Prefect ships the flow (and so its runner) with every task: it travels unstarted.
+        return type(self), ()
+
+    def configure(self, options: DaskOptions) -> None:
+        """Use these options (before the client exists)."""
+        settings = cluster_settings(options)
+        self.address = settings.get("address")
+        self.cluster_kwargs = settings.get("cluster_kwargs", {})
+        self.cluster_class = None if self.address else settings["cluster_class"]
+        self.resolved_cluster_class = None
+
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None and not self.address and not self.cluster_kwargs:
+                context = FlowRunContext.get()
+                value = (context.parameters if context else {}).get("dask")
+                self.configure(value if isinstance(value, DaskOptions) else
+                               DaskOptions.model_validate(value or {}))
+            return DaskTaskRunner.client.fget(self)
+
+    def start_cluster(self, options: DaskOptions) -> None:
+        """Start the cluster and its client on a thread (an error surfaces at first use)."""
+        self.configure(options)
+
+        def start():
+            try:
+                self.client  # noqa: B018 (the property starts the cluster)
+            except Exception:  # raised again by the first submit
+                pass
+
+        self._starting = threading.Thread(target=start, name="dask-cluster-start",
+                                          daemon=True)
+        self._starting.start()
+
+    def __exit__(self, *args: Any) -> None:
+        if self._starting is not None:  # never close the stack under a cluster being made
+            self._starting.join()
+        super().__exit__(*args)
