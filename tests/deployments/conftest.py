@@ -86,12 +86,13 @@ def server(tmp_path_factory):
     """The README's command: `prefect server start --host 127.0.0.1` (fresh PREFECT_HOME)."""
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
-    env = base_env(home, PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS=2)
+    url = f"http://127.0.0.1:{port}/api"
+    # As the README: PREFECT_API_URL set before the server starts, so its UI calls this port.
+    env = base_env(home, PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS=2, PREFECT_API_URL=url)
     log = open(home / "server.log", "w")
     proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
                              "--port", str(port)], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/api"
     wait_healthy(url, proc, home / "server.log")
     yield {"url": url, "ui": f"http://127.0.0.1:{port}", "home": home,
            "env": base_env(home, PREFECT_API_URL=url)}
