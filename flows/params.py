@@ -13,17 +13,76 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, Literal, Union
 
+import annotated_types
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     create_model,
     field_validator,
     model_validator,
 )
+from pydantic_core import CoreSchema
 
 from spectral_core.params import PARAMETERS, Param, validate_params
 from tasks.storage import check_storage_options
+
+
+class FormSchema:
+    """Annotation marker: the JSON schema of a union, reshaped for the Prefect UI's form.
+
+    Only the schema changes (what the server validates a run's parameters with and what the
+    form renders), never what the flow accepts from Python or the CLI. The UI (Prefect 3.9)
+    renders ``anyOf: [X, {type: null}]`` as a type toggle whose "None" branch, selected for a
+    null default, hides the input behind a 'Property is type "None"' panel, and a
+    ``const`` branch as "... is a const and cannot be changed". So:
+
+    - a choice or None: one ``enum`` that includes null (a dropdown with a "None" option);
+    - a dict or None: ``oneOf`` object/null, which the form shows as a JSON editor;
+    - anything else or None: the value's branch first and null as ``enum: [null]`` (the UI
+      picks a branch for null by ``type: null`` only, so the form opens on the input);
+    - ``const: "auto"`` becomes ``enum: ["auto"]`` (a one-option dropdown);
+    - bounds move into ``allOf``: the form merges ``allOf`` into the one input it shows, and
+      the UI's check before Submit (``/ui/schemas/validate``) sees them there; it drops a
+      top-level ``minimum`` on the way, so a bound left there fails only on Submit, as a toast
+      instead of a message under the field.
+
+    The server validates each of these as it did the original schema.
+    """
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return form_schema(handler(core_schema))
+
+
+def form_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The form's shape of one field's JSON schema (see :class:`FormSchema`)."""
+    branches = schema.get("anyOf")
+    if not branches:
+        bounds = {key: schema[key] for key in _BOUNDS if key in schema}
+        if not bounds:
+            return schema
+        rest = {key: value for key, value in schema.items() if key not in _BOUNDS}
+        return {**rest, "allOf": [bounds]}
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    values = [_no_const(branch) for branch in branches if branch.get("type") != "null"]
+    if len(values) == len(branches):
+        return {**rest, "anyOf": values}
+    if len(values) == 1 and "enum" in values[0]:
+        return {**rest, "enum": [*values[0]["enum"], None]}
+    if any(branch.get("type") == "object" for branch in values):
+        return {**rest, "oneOf": [*values, {"type": "null"}]}
+    return {**rest, "anyOf": [*values, {"enum": [None], "title": "None"}]}
+
+
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def _no_const(branch: dict[str, Any]) -> dict[str, Any]:
+    if "const" not in branch:
+        return branch
+    return {**{k: v for k, v in branch.items() if k != "const"}, "enum": [branch["const"]]}
 
 
 class DaskOptions(BaseModel):
@@ -31,13 +90,14 @@ class DaskOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    address: str | None = Field(
+    address: Annotated[str | None, FormSchema()] = Field(
         None, description="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786. "
         "Empty: start a local cluster for the run.")
-    n_workers: int = Field(1, ge=1, le=256, description="Local cluster: worker count.")
-    threads_per_worker: int = Field(
-        default_factory=lambda: os.cpu_count() or 1, ge=1, le=256,
-        description="Local cluster: threads per worker.")
+    n_workers: Annotated[int, Field(ge=1, le=256), FormSchema()] = Field(
+        1, description="Local cluster: worker count. Range: 1 to 256.")
+    threads_per_worker: Annotated[int, Field(ge=1, le=256), FormSchema()] = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        description="Local cluster: threads per worker. Range: 1 to 256.")
     processes: bool = Field(
         False, description="Local cluster: workers as separate processes (needs a Prefect "
         "server; the CLI starts a temporary one when none is configured).")
@@ -91,6 +151,8 @@ _PIPELINE_DOCS = {
     "n_jobs": "Kept for parity with the estimator; in the flow, parallelism is the Dask "
               "cluster's.",
     "persist_embedding": "Also write the embedding, as the dataset embedding/.",
+    # No '<' in a description: the UI renders it as Markdown, where '<name>' is an HTML tag.
+    "n_components": "Number of landmarks (fewer than the input's rows).",
 }
 
 
@@ -145,19 +207,26 @@ def _order() -> list[str]:
 
 
 def _annotation(name: str) -> Any:
+    """The field's type and bounds, with its JSON schema in the form's shape."""
     field = SpectralParams.model_fields[name]
-    return Annotated[(field.annotation, *field.metadata)] if field.metadata else \
-        field.annotation
+    return Annotated[(field.annotation, *field.metadata, FormSchema())]
 
 
 def _bounds_text(name: str) -> str:
-    """The bounds of a numeric parameter in words, for the form's description."""
+    """The bounds of a numeric parameter in words, for the form's description: the UI shows
+    descriptions, not the schema's minimum and maximum."""
     spec = PARAMETERS.get(name)
-    if spec is None or spec.low is None:
-        return ""
-    low = f"> {spec.low}" if spec.low_open else f"≥ {spec.low}"
-    high = "" if spec.high is None or isinstance(spec.high, str) else f", ≤ {spec.high}"
-    return f" Range: {low}{high}."
+    if spec is not None:
+        if spec.low is None:
+            return ""
+        low = f"> {spec.low}" if spec.low_open else f"≥ {spec.low}"
+        high = "" if spec.high is None else f", ≤ {spec.high}"  # a name: another parameter
+        return f" Range: {low}{high}."
+    words = {annotated_types.Gt: ("gt", ">"), annotated_types.Ge: ("ge", "≥"),
+             annotated_types.Le: ("le", "≤")}
+    bounds = [f"{words[type(m)][1]} {getattr(m, words[type(m)][0])}"
+              for m in SpectralParams.model_fields[name].metadata if type(m) in words]
+    return f" Range: {', '.join(bounds)}." if bounds else ""
 
 
 def flow_signature(return_annotation: Any = dict[str, Any]):
