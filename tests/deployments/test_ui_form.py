@@ -1,0 +1,160 @@
+"""The on-demand deployment's run form in the Prefect UI, rendered by a real headless Chromium
+against the real server: every parameter usable, ranges shown, bad values flagged under their
+field, and an untouched form producing a valid run with the defaults."""
+
+import html
+import json
+import re
+import time
+
+import pytest
+
+from deployments.serve import RECOMMENDED
+from flows.params import SpectralParams, _order
+from spectral_core.params import PARAMETERS
+
+from .browser import Page, dump_dom
+from .conftest import api, wait_for_run
+
+pytestmark = pytest.mark.slow
+
+#: What the form sends for fields left untouched, as seen when Submit was clicked (a null for
+#: every nullable field; a dict field is a JSON editor whose value the UI sends as a
+#: ``__prefect_kind: json`` placeholder that the server hydrates).
+UNTOUCHED = {"checkpoint_dir": None, "feature_columns": None, "id_column": None,
+             "storage_options": {"__prefect_kind": "json", "value": "null"},
+             "eigen_solver": None, "n_init": "auto", "gamma": 1, "eigen_tol": 0,
+             "assign_labels": "kmeans", "degree": 3, "coef0": 1, "block_size": 65536,
+             "kernel_params": {"__prefect_kind": "json", "value": "null"},
+             "kmeans_params": {"__prefect_kind": "json", "value": "null"},
+             "persist_embedding": False, "n_jobs": 1,
+             "dask": {"address": None, "n_workers": 1, "threads_per_worker": 2,
+                      "processes": False}}
+
+
+def _deployment(server):
+    status, dep = api(f"{server['url']}/deployments/name/spectral-clustering/on-demand")
+    assert status == 200, dep
+    return dep
+
+
+def _form_url(server, dep):
+    return f"{server['ui']}/deployments/deployment/{dep['id']}/run"
+
+
+def _runs(server, dep):
+    status, runs = api(f"{server['url']}/flow_runs/filter", "POST",
+                       {"flow_runs": {"deployment_id": {"any_": [dep["id"]]}}})
+    assert status == 200, runs
+    return {run["id"]: run for run in runs}
+
+
+def _text(dom):
+    """The visible text of a dumped DOM, one element's text a line."""
+    dom = re.sub(r"<(script|style)\b.*?</\1>", "", dom, flags=re.S)
+    return "\n".join(line.strip() for line in html.unescape(re.sub(r"<[^>]+>", "\n", dom))
+                     .splitlines() if line.strip())
+
+
+def test_every_parameter_has_a_usable_field(server, served):
+    dom = dump_dom(_form_url(server, _deployment(server)))
+    text = _text(dom)
+    assert "Parameters" in text, text[:2000]
+    for name in _order():
+        assert re.search(rf"^{name}( \(Optional\))?$", text, re.M), name
+    for title in ("Address", "N Workers", "Threads Per Worker", "Processes"):  # dask's
+        assert title in text
+    assert 'Property is type "None"' not in text
+    assert "is a const and cannot be changed" not in text
+    # eigen_solver: one dropdown, None (the default) selected.
+    options = re.findall(r"<option[^>]*>([^<]*)</option>", dom)
+    for solver in ("arpack", "lobpcg", "amg"):
+        assert f'value="{solver}">{solver}</option>' in dom, solver
+    assert re.search(r'<option [^>]*selected=""[^>]*>None</option>', dom), options
+    assert re.search(r'<option [^>]*selected="" value="auto">auto</option>', dom)  # n_init
+    # The deployment's recommended values are prefilled: the DOM shows a select's choice
+    # (an input's typed value is a property, not an attribute, so it is not in the dump).
+    for name in ("affinity", "landmarks"):
+        assert re.search(rf'<option [^>]*selected="" value="{RECOMMENDED[name]}">', dom), name
+    # Ranges are visible in the descriptions.
+    assert "Number of clusters. Range: ≥ 1, ≤ n_components." in text
+    assert "Range: > 0." in text and "Range: 1 to 256." in text
+
+
+def test_an_out_of_range_value_is_flagged_under_its_field(server, served):
+    dep = _deployment(server)
+    before = _runs(server, dep)
+    with Page(_form_url(server, dep)) as page:
+        page.wait_for("document.body.innerText.includes('n_clusters') && [...document"
+                      ".querySelectorAll('button')].some(b => b.innerText.trim() === 'Submit')")
+        time.sleep(2)  # the form fills in its defaults
+        for name, value in (("n_clusters", "0"), ("gamma", "-1")):
+            page.evaluate(_type_into(name, value))
+        page.click_button("Submit")
+        messages = page.wait_for(
+            "(() => { const m = [...document.querySelectorAll('.p-label__message')]"
+            ".map(e => e.closest('.schema-form-property').querySelector("
+            "'.schema-form-property__label').innerText + ': ' + e.innerText);"
+            " return m.length >= 2 ? m : null; })()")
+        assert "n_clusters (Optional): 0 is less than the minimum of 1" in messages, messages
+        assert any(m.startswith("gamma (Optional): -1 ") for m in messages), messages
+        assert page.evaluate("location.pathname").endswith("/run")  # still on the form
+    assert _runs(server, dep).keys() == before.keys()
+
+
+def _type_into(label, value):
+    """JavaScript: type ``value`` into the input of the field titled ``label``."""
+    return ("(() => { const field = [...document.querySelectorAll('.schema-form-property')]"
+            ".find(e => e.querySelector('.schema-form-property__label')?.innerText.trim()"
+            f".split(' ')[0] === {json.dumps(label)});"
+            " const input = field.querySelector('input, textarea');"
+            f" input.value = {json.dumps(value)};"
+            " input.dispatchEvent(new Event('input', {bubbles: true})); return true; })()")
+
+
+def test_an_untouched_form_starts_a_run_with_the_defaults(server, served, tmp_path):
+    dep = _deployment(server)
+    before = _runs(server, dep)
+    out = tmp_path / "out"
+    with Page(_form_url(server, dep)) as page:
+        page.wait_for("document.body.innerText.includes('output_dir') && [...document"
+                      ".querySelectorAll('button')].some(b => b.innerText.trim() === 'Submit')")
+        time.sleep(2)
+        page.evaluate(_type_into("output_dir", str(out)))  # the one field changed
+        time.sleep(0.5)
+        page.click_button("Submit")
+        page.wait_for("!location.pathname.endsWith('/run')")  # to the deployment's page
+    new = [run for rid, run in _runs(server, dep).items() if rid not in before]
+    assert len(new) == 1, new
+    params = new[0]["parameters"]
+    assert params["output_dir"] == str(out)
+    for name, value in {**RECOMMENDED, "input": dep["parameters"]["input"]}.items():
+        assert params[name] == value, name
+    model = SpectralParams(**params)
+    for name, spec in PARAMETERS.items():
+        if name not in RECOMMENDED:
+            assert getattr(model, name) == spec.default, name
+    assert model.checkpoint_dir is None and model.feature_columns is None
+    final = wait_for_run(server["url"], new[0]["id"])
+    assert final["state_type"] == "COMPLETED", served["log"].read_text()[-3000:]
+    assert (out / "labels" / "_SUCCESS.json").exists()
+
+
+def test_the_server_accepts_what_the_form_sends_for_untouched_fields(server, served, tmp_path):
+    dep = _deployment(server)
+    # Scheduled far ahead: the server validates and stores it; the runner leaves it alone.
+    status, run = api(f"{server['url']}/deployments/{dep['id']}/create_flow_run", "POST", {
+        "parameters": {**UNTOUCHED, "output_dir": str(tmp_path / "o")},
+        "state": {"type": "SCHEDULED", "state_details": {
+            "scheduled_time": "2100-01-01T00:00:00Z"}}})
+    assert status == 201, run
+    try:
+        params = run["parameters"]
+        assert params["storage_options"] is None and params["kernel_params"] is None
+        model = SpectralParams(**params)
+        for name, spec in PARAMETERS.items():
+            if name not in RECOMMENDED:
+                assert getattr(model, name) == spec.default, name
+        assert model.storage_options is None and model.dask.address is None
+    finally:
+        api(f"{server['url']}/flow_runs/{run['id']}", "DELETE")
