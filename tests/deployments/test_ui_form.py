@@ -158,3 +158,49 @@ def test_the_server_accepts_what_the_form_sends_for_untouched_fields(server, ser
         assert model.storage_options is None and model.dask.address is None
     finally:
         api(f"{server['url']}/flow_runs/{run['id']}", "DELETE")
+
+
+def _field_js(label):
+    return ("[...document.querySelectorAll('.schema-form-property')].find(e => e.querySelector("
+            "'.schema-form-property__label')?.innerText.trim().split(' ')[0] === "
+            f"{json.dumps(label)})")
+
+
+def test_the_reshaped_fields_take_a_value(server, served, tmp_path):
+    """eigen_solver's dropdown, n_init's toggle to a number, gamma's toggle to None (and
+    None picked in its dropdown)."""
+    dep = _deployment(server)
+    before = _runs(server, dep)
+    out = tmp_path / "out"
+    with Page(_form_url(server, dep)) as page:
+        page.wait_for("document.body.innerText.includes('eigen_solver') && [...document"
+                      ".querySelectorAll('button')].some(b => b.innerText.trim() === 'Submit')")
+        time.sleep(2)
+        page.evaluate(_type_into("output_dir", str(out)))
+        page.evaluate(f"(() => {{ const s = {_field_js('eigen_solver')}.querySelector('select');"
+                      " s.value = 'lobpcg'; s.dispatchEvent(new Event('change', "
+                      "{bubbles: true})); return true; })()")
+        for label, choice in (("n_init", "int"), ("gamma", "None")):
+            page.evaluate(f"[...{_field_js(label)}.querySelectorAll('button')].find(b => "
+                          f"b.innerText.trim() === {json.dumps(choice)}).click()")
+        page.wait_for(f"!!{_field_js('n_init')}.querySelector('input[type=number]')")
+        # The None branch is a one-option dropdown: the toggle alone sends nothing (the
+        # deployment's value stays); picking None there sends null.
+        page.wait_for(f"!!{_field_js('gamma')}.querySelector('select')")
+        page.evaluate(f"(() => {{ const s = {_field_js('gamma')}.querySelector('select');"
+                      " s.selectedIndex = [...s.options].findIndex(o => o.text === 'None');"
+                      " s.dispatchEvent(new Event('change', {bubbles: true}));"
+                      " return true; })()")
+        page.evaluate(_type_into("n_init", "4"))
+        time.sleep(0.5)
+        page.click_button("Submit")
+        left = page.wait_for("!location.pathname.endsWith('/run') || [...document"
+                             ".querySelectorAll('.p-label__message, .p-toast')].map(e => "
+                             "e.innerText).join(' | ')")
+        assert left is True, left  # no message under a field, no error toast
+    new = [run for rid, run in _runs(server, dep).items() if rid not in before]
+    assert len(new) == 1, new
+    params = new[0]["parameters"]
+    assert (params["eigen_solver"], params["n_init"], params["gamma"]) == ("lobpcg", 4, None)
+    final = wait_for_run(server["url"], new[0]["id"])
+    assert final["state_type"] == "COMPLETED", served["log"].read_text()[-3000:]
