@@ -37,9 +37,9 @@ from .storage import StorageError, Store, open_store, within
 class TooFewRows(InputError):
     """The input has no more rows than ``n_components`` landmarks (which are rows of it)."""
 
-    def __init__(self, message: str, n_rows: int):
-        super().__init__(message)
-        self.n_rows = n_rows
+    def __init__(self, message: str, n_rows: int = 0, values: dict[str, Any] | None = None):
+        super().__init__(message, "n_components")
+        self.n_rows, self.values = n_rows, values or {}
 
 
 #: Directories (or object-store prefixes) that input, output and checkpoint locations must lie
@@ -59,21 +59,25 @@ def allowed_roots() -> list[Store]:
     return [open_store(r, what="allowed root") for r in roots]
 
 
+#: The run parameter behind each location a check names (to name it on a command line).
+_PARAMETER_OF = {"input": "input", "input file": "input", "output directory": "output_dir",
+                 "checkpoint directory": "checkpoint_dir"}
+
+
 def confine(location: str, what: str, storage_options: dict[str, Any] | None = None) -> Store:
     """The store of ``location`` (local paths resolved, symlinks too), refused unless it lies
     inside the configured roots (a glob: the directory its wildcards can reach)."""
     try:
         store = open_store(location, storage_options, what=what)
     except StorageError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(str(exc), _PARAMETER_OF.get(what)) from None
     roots = allowed_roots()
     reach = Store(_glob_base(store.url), store.options)
     if roots and not within(reach, roots):
         raise InputError(
             f"The {what} {location!r} resolves to {store.display()!r}, outside the allowed "
             f"roots {[r.display() for r in roots]} ({ALLOWED_ROOTS_ENV}). Use a location "
-            "inside them."
-        )
+            "inside them.", _PARAMETER_OF.get(what))
     return store
 
 
@@ -106,13 +110,20 @@ def _check_access(store: Store, what: str) -> None:
             f"The {what} {store.display()!r} cannot be accessed: {exc}. "
             + ("" if store.is_local else "Check the credentials in the environment (for S3: "
                "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and AWS_ENDPOINT_URL "
-               "for a server other than AWS).")) from exc
+               "for a server other than AWS)."), _PARAMETER_OF.get(what)) from exc
     except (OSError, ValueError) as exc:
-        raise InputError(f"The {what} {store.display()!r} cannot be written: {exc}.") from exc
+        raise InputError(f"The {what} {store.display()!r} cannot be written: {exc}.",
+                         _PARAMETER_OF.get(what)) from exc
 
 
-def build_job(params: dict[str, Any], flow_run_id: str | None = None) -> Job:
-    """Every check that needs no pass over the data, then the stage keys. Raises early."""
+def build_job(params: dict[str, Any], flow_run_id: str | None = None, *,
+              hash_files: bool = True) -> Job:
+    """Every check that needs no pass over the data, then the stage keys. Raises early.
+
+    ``hash_files=False`` identifies local files by (size, mtime, inode) instead of a hash of
+    their bytes: for checking a run only (the command line does, before it starts Prefect),
+    since the keys of such a job do not tell rewritten files apart.
+    """
     options = params.get("storage_options") or {}
     source = confine(params["input"], "input", options)
     output = confine(params["output_dir"], "output directory", options)
@@ -125,16 +136,20 @@ def build_job(params: dict[str, Any], flow_run_id: str | None = None) -> Job:
         raise InputError("The flow takes string affinities and assign_labels only.")
     _check_access(output, "output directory")
     _check_access(checkpoints, "checkpoint directory")
-    check_checkpoint_root(checkpoints)  # only checked: nothing is written before validation
+    try:  # only checked: nothing is written before validation
+        check_checkpoint_root(checkpoints)
+    except InputError as exc:
+        exc.parameter = "checkpoint_dir" if params.get("checkpoint_dir") else "output_dir"
+        raise
     plan = plan_dataset(source, params.get("feature_columns"), params.get("id_column"),
-                        params["block_size"], fingerprints=checkpoints)
+                        params["block_size"], fingerprints=checkpoints, hash_files=hash_files)
     if source.is_local:
         for f in plan.files:  # a symlink inside the roots may still point outside them
             confine(f.path, "input file")
     try:
         check_n_samples(plan.n_rows, p["n_components"])
     except ValueError as exc:
-        raise TooFewRows(str(exc), plan.n_rows) from None
+        raise TooFewRows(str(exc), plan.n_rows, p) from None
     check_precomputed_shape((plan.n_rows, plan.n_features), p["affinity"],
                             subject="The input (rows × feature columns)")
     schema = source_schema(source, plan)
