@@ -504,9 +504,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"spectral-flow: {message} (see {self.prog} --help)\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command; a Prefect server starts only once the checks that need no data pass."""
-    _environment()
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="spectral-flow",
         description="Nyström spectral clustering of a Parquet dataset as a Prefect flow on Dask.",
@@ -530,7 +528,13 @@ def main(argv: list[str] | None = None) -> int:
                       "of the digits (written to Parquet first)")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
     demo.set_defaults(func=_demo)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command; a Prefect server starts only once the checks that need no data pass."""
+    _environment()
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:
