@@ -59,14 +59,28 @@ def cases(data: dict[str, Path], out: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
-def run(checkout: str, home: Path, args: list[str]) -> tuple[float, int, int, str]:
+def _env(checkout: str, home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PYTHONPATH=checkout, PREFECT_HOME=str(home),
                PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    return env
+
+
+def check_checkout(checkout: str) -> None:
+    """The command of ``checkout`` is the one that runs (``python -m`` puts the working
+    directory first on the path: each run starts in its checkout)."""
+    found = subprocess.run([sys.executable, "-c", "import flows.cli; print(flows.cli.__file__)"],
+                           env=_env(checkout, Path(checkout)), cwd=checkout, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    if not found.startswith(checkout + os.sep):
+        raise SystemExit(f"{checkout}: python imports flows.cli from {found}")
+
+
+def run(checkout: str, home: Path, args: list[str]) -> tuple[float, int, int, str]:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", *args], env=env,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", *args],
+                          env=_env(checkout, home), cwd=checkout, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=600)
     seconds = time.perf_counter() - start
     lines = len(proc.stdout.splitlines()) + len(proc.stderr.splitlines())
     last = (proc.stderr.strip().splitlines() or [""])[-1]
@@ -87,6 +101,7 @@ def main() -> None:
         checkouts = {"before": str(Path(args.before).resolve()),
                      "after": str(Path(args.after).resolve())}
         for side in ("before", "after"):  # create each PREFECT_HOME's database, untimed
+            check_checkout(checkouts[side])
             run(checkouts[side], homes[side], [str(data["nan"]), "--output",
                                                str(root / f"warm-{side}")])
         rows = []

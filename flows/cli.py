@@ -232,9 +232,10 @@ class _ExpectedErrors(logging.Filter):
         if record.levelno < logging.WARNING:
             return True
         message = record.getMessage()
-        # "Crash detected! Execution was interrupted by an unexpected exception:
-        # KeyboardInterrupt" carries no exc_info.
-        return not (message.startswith("Finished in state") or "KeyboardInterrupt" in message)
+        # Ctrl-C's "Crash detected! Execution was aborted by an interrupt signal." (or "...
+        # interrupted by an unexpected exception: KeyboardInterrupt") carries no exc_info.
+        return not (message.startswith("Finished in state") or "KeyboardInterrupt" in message
+                    or "interrupt signal" in message)
 
 
 def run_flow(params, *, quiet: bool = False, verbose: bool = False) -> dict[str, Any]:

@@ -122,7 +122,7 @@ REFUSED = [
      r"spectral-flow: --gamma -1\.0: must be a float > 0\."),
     ("bad JSON", lambda d: [str(d["good"]), "--kernel-params", "{bad"],
      r"spectral-flow: --kernel-params: '\{bad' is not valid JSON \(Expecting property name "
-     r"enclosed in double quotes at character 1\)"),
+     r"enclosed in double quotes at character 1\) \(see spectral-flow run --help\)"),
 ]
 
 
