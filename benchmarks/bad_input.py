@@ -1,5 +1,5 @@
 """How long `spectral-flow run` takes to refuse a bad input, and how much it prints: two
-checkouts side by side.
+checkouts side by side (and a good run, for the cost of starting the server later).
 
     python benchmarks/bad_input.py --before /tmp/wt-before --after .
 
@@ -56,6 +56,8 @@ def cases(data: dict[str, Path], out: Path) -> list[tuple[str, list[str]]]:
         ("--kernel-params '{bad'", [str(data["good"]), "--kernel-params", "{bad",
                                     "--output", str(out / "o5")]),
         ("NaN in the data", [str(data["nan"]), *small, "--output", str(out / "o6")]),
+        ("(no error: a good 400-row run)", [str(data["good"]), *small, "--gamma", "0.1",
+                                            "--output", str(out / "o7")]),
     ]
 
 
@@ -92,6 +94,7 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="checkout of the old command")
     parser.add_argument("--after", default=".", help="checkout of the new command")
     parser.add_argument("--show", action="store_true", help="also print each last line")
+    parser.add_argument("--only", default="", help="only the cases whose name contains this")
     args = parser.parse_args()
     print(describe())
     with tempfile.TemporaryDirectory(prefix="bad-input-") as tmp:
@@ -107,6 +110,8 @@ def main() -> None:
         rows = []
         per_side = {side: cases(data, root / "out" / side) for side in ("before", "after")}
         for i, (name, _) in enumerate(per_side["after"]):
+            if args.only not in name:
+                continue
             row = [name]
             for side in ("before", "after"):
                 seconds, lines, code, last = run(checkouts[side], homes[side],

@@ -3,11 +3,14 @@
     spectral-flow run INPUT --output DIR [--n-clusters 8 --affinity nearest_neighbors ...]
     spectral-flow demo [--rows N]
 
-With no Prefect API configured the command starts a local one for its own length (``prefect
-server start`` on 127.0.0.1, without UI or scheduler, like Prefect's temporary server, but booting
-while the flow's modules import), and runs the stages on a local Dask cluster of threads in this
-process, so nothing has to be started by hand. Worker processes (``--dask-processes``) share
-that same server.
+``run`` first makes every check that needs no pass over the data (paths, Parquet footers,
+columns, parameters: :func:`tasks.preflight.build_job`); a refusal is one line naming the flag,
+exit status 2, and nothing was started. Then, with no Prefect API configured, the command
+starts a local one for its own length (``prefect server start`` on 127.0.0.1, without UI or
+scheduler, like Prefect's temporary server, but booting while Prefect, Dask and the flow's
+modules import), and runs the stages on a local Dask cluster of threads in this process, so
+nothing has to be started by hand. Worker processes (``--dask-processes``) share that same
+server.
 """
 
 from __future__ import annotations
