@@ -252,20 +252,24 @@ def validate_input(job: Job) -> dict[str, Any]:
                 )
         if plan.id_column:
             _check_ids(plan, job.input, [r["ids"] for r in results])
+        result = {"rows": int(sum(r["rows"] for r in results)),
+                  "min": float(min(r["min"] for r in results))}
+        _check_minimum(job, result)
         # The input is valid: from here on the run writes checkpoints.
         check_checkpoint_root(job.checkpoints, create=True)
         remember_fingerprints(plan, job.checkpoints)
         manifest = commit_manifest(store, Manifest(
-            stage=stage, key=key, format_version=_format(), parts=[],
-            result={"rows": int(sum(r["rows"] for r in results)),
-                    "min": float(min(r["min"] for r in results))},
+            stage=stage, key=key, format_version=_format(), parts=[], result=result,
             seconds=time.perf_counter() - start, flow_run_id=job.flow_run_id))
+    _check_minimum(job, manifest.result)  # the manifest may be another affinity's
+    return manifest.result
+
+
+def _check_minimum(job: Job, result: dict[str, Any]) -> None:
     try:
-        check_nonnegative(manifest.result["min"], job.estimator["affinity"],
-                          subject="The input")
+        check_nonnegative(result["min"], job.estimator["affinity"], subject="The input")
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return manifest.result
 
 
 #: Ids per bucket of the cross-block uniqueness check (about 8 bytes each, a few copies).
