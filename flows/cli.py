@@ -154,7 +154,7 @@ def _params_from_args(args: argparse.Namespace, **extra: Any):
     for key, value in vars(args).items():
         if key.startswith("dask."):
             dask[key[5:]] = value
-        elif key not in ("command", "func", "verbose"):
+        elif key not in ("command", "func", "verbose", "report"):
             values[key] = value
     values.update(extra)
     if dask:
@@ -299,6 +299,9 @@ def print_summary(result: dict[str, Any], seconds: float, out=sys.stdout) -> Non
     print("  clusters   " + ", ".join(f"{i}: {n:,} ({100 * n / total:.0f}%)"
                                       for i, n in enumerate(sizes)), file=out)
     print("  eigenvalues " + " ".join(f"{v:.4f}" for v in result["eigenvalues"]), file=out)
+    if result.get("suggested_n_clusters") is not None:
+        print(f"  suggested n_clusters {result['suggested_n_clusters']} (largest eigengap of "
+              "the spectrum; see the report)", file=out)
     print("  stage              seconds", file=out)
     for stage, info in result["stages"].items():
         print(f"  {stage:<18} {info['seconds']:7.2f}{_reuse_note(info)}", file=out)
@@ -335,6 +338,27 @@ def _run(args: argparse.Namespace) -> int:
     except EXPECTED as exc:  # found by a pass over the data (NaN, ids, a degenerate kernel)
         return _refuse(exc, values, args.verbose)
     print_summary(result, time.perf_counter() - start)
+    if args.report:
+        return _copy_report(params, args.report)
+    return 0
+
+
+def _copy_report(params, path: str) -> int:
+    """--report: the run's report.html (in the output directory, which may be an object
+    store) copied to a local path."""
+    from tasks.storage import open_store
+
+    try:
+        data = open_store(params.output_dir, params.storage_options,
+                          what="output directory").read_bytes("report.html")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except (OSError, ValueError) as exc:
+        print(f"spectral-flow: the report could not be copied to {path!r}: {exc}",
+              file=sys.stderr)
+        return 1
+    print(f"  report     {target}")
     return 0
 
 
@@ -520,6 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "resume from the checkpoints.")
     run.add_argument("input", help="a Parquet file, a directory of Parquet files, or a glob")
     _add_model_flags(run)
+    run.add_argument("--report", default=None, metavar="PATH",
+                     help="also write the run's report (report.html: the spectrum with the "
+                     "suggested n_clusters, cluster sizes, the embedding) to this local path")
     run.set_defaults(func=_run)
     demo = sub.add_parser("demo", help="the flow end to end on real data (digits), or on a "
                           "synthetic dataset of any size with --rows")

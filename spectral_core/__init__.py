@@ -12,7 +12,13 @@ scikit-learn and dask only, never on Prefect.
 """
 
 from ._assign import ClusterQR, Discretize, assign_labels
-from ._eigen import EigenResult, eigendecompose, embedding_width
+from ._eigen import (
+    EigenResult,
+    eigendecompose,
+    eigengap_n_clusters,
+    embedding_width,
+    spectrum_size,
+)
 from ._embed import embed
 from ._estimator import STAGES, SpectralClustering, stage_seeds
 from ._kernel_blocks import KeptKernel, KernelSummary, kernel_blocks
@@ -42,11 +48,13 @@ __all__ = [
     "ZeroEmbeddingWarning",
     "assign_labels",
     "eigendecompose",
+    "eigengap_n_clusters",
     "embed",
     "embedding_width",
     "kernel_blocks",
     "make_kernel",
     "sample_landmarks",
+    "spectrum_size",
     "stage_seeds",
 ]
 

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from ._assign import assign_labels
 from ._blocks import as_blocks, local_threads
-from ._eigen import eigendecompose, embedding_width
+from ._eigen import eigendecompose, eigengap_n_clusters, embedding_width
 from ._embed import embed, embed_rows
 from ._kernel_blocks import kernel_blocks, kernel_cache_budget
 from ._kernels import make_kernel
@@ -156,6 +156,16 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     eigenvalues_ : ndarray of shape (n_embedding,)
         Eigenvalues of the approximated normalized affinity behind the embedding's columns,
         descending.
+    spectrum_ : ndarray of shape (n_spectrum,)
+        The leading eigenvalues of the same affinity, descending: n_spectrum =
+        min(r, max(2 · n_embedding, 20)) (:func:`spectral_core.spectrum_size`, r the rank of
+        the approximation), more than ``n_clusters`` so that the gap after the last cluster
+        is visible. Its first n_embedding values are ``eigenvalues_`` (for the iterative
+        solvers, to their tolerance: a values-only ARPACK solve computes it).
+    eigengap_n_clusters_ : int or None
+        The ``n_clusters`` suggested by the largest gap of ``spectrum_``
+        (:func:`spectral_core.eigengap_n_clusters`); None when the approximation has rank 1.
+        A fit with a guessed ``n_clusters`` tells what to try next.
     landmarks_ : ndarray of shape (n_components, n_features)
         The landmark points (for 'precomputed': W = X[I][:, I]).
     landmark_indices_ : ndarray of shape (n_components,) or None
@@ -189,9 +199,11 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     >>> from sklearn.datasets import make_blobs
     >>> from spectral_core import SpectralClustering
     >>> X, y = make_blobs(2000, centers=3, random_state=0)
-    >>> sc = SpectralClustering(n_clusters=3, gamma=0.1, random_state=0).fit(X)
-    >>> sc.labels_.shape, sc.eigenvalues_.shape
-    ((2000,), (3,))
+    >>> sc = SpectralClustering(n_clusters=3, gamma=1.0, random_state=0).fit(X)
+    >>> sc.labels_.shape, sc.eigenvalues_.shape, sc.spectrum_.shape
+    ((2000,), (3,), (20,))
+    >>> sc.eigengap_n_clusters_
+    3
     """
 
     def __init__(
@@ -310,6 +322,9 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.degree_floor_ = summary.degree_floor
         self.projection_ = eigen.projection
         self.eigenvalues_ = eigen.eigenvalues
+        self.spectrum_ = eigen.spectrum
+        self.eigengap_n_clusters_ = eigengap_n_clusters(eigen.spectrum) \
+            if eigen.spectrum.size >= 2 else None
         self.n_clipped_degrees_ = summary.n_clipped
         self.assign_labels_ = model
         self._label_map = mapping

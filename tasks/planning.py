@@ -12,7 +12,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from . import faults
+import spectral_core as sc
+
+from . import faults, report
 from .io import (
     FORMAT_VERSION,
     CorruptCheckpoint,
@@ -146,6 +148,9 @@ def write_outputs(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
             "parts": refs[s].get("parts"), "parts_computed": refs[s].get("parts_computed")}
         for s in STAGES
     }
+    eigen_ref = refs["eigendecompose"]
+    # A checkpoint from before the spectrum was recorded: the kept eigenvalues are all there is.
+    spectrum = eigen_ref.get("spectrum", eigen_ref["eigenvalues"])
     summary = {
         "parameters": {"input": job.plan.input_url, "output_dir": job.output_url,
                        "checkpoint_dir": job.checkpoint_url,
@@ -154,7 +159,10 @@ def write_outputs(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
         "input": {"files": len(plan.files), "rows": plan.n_rows, "features": plan.features,
                   "fingerprint": plan.fingerprint},
         "seed": job.seed,
-        "eigenvalues": refs["eigendecompose"]["eigenvalues"],
+        "eigenvalues": eigen_ref["eigenvalues"],
+        "spectrum": spectrum,
+        "suggested_n_clusters": sc.eigengap_n_clusters(spectrum) if len(spectrum) >= 2
+        else None,
         "cluster_sizes": refs["assign_labels"]["cluster_sizes"],
         "stages": stages,
         "checkpoint": {"root": job.checkpoint_url, "keys": job.stage_keys.model_dump(),
@@ -162,24 +170,44 @@ def write_outputs(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
         "outputs": files,
         "flow_run_id": job.flow_run_id,
     }
+    # The pictures: a bounded sample of the embedding (report.SAMPLE_PARTS parts at most),
+    # drawn here on the worker with matplotlib's Agg, inlined as PNG data URIs.
+    U, raw = report.sample_embedding(job)
+    numbering = _Numbering(**raw_manifest.result["numbering"])
+    figures = report.render_figures(summary, report.principal_axes(U), numbering[raw])
+    files["report"] = out.display("report.html")
+    out.write_bytes("report.html", report.report_html(summary, figures).encode())
     out.write_bytes("summary.json", json.dumps(summary, indent=2, default=str).encode())
     files["summary"] = out.display("summary.json")
-    create_markdown_artifact(markdown=_markdown(summary), key="spectral-clustering-summary",
-                             description="Cluster sizes, eigenvalues and stage timings")
+    create_markdown_artifact(markdown=_markdown(summary, figures),
+                             key="spectral-clustering-summary",
+                             description="The eigengap suggestion, the report's figures, "
+                             "cluster sizes, eigenvalues and stage timings")
     return {"files": files, "cluster_sizes": summary["cluster_sizes"],
-            "eigenvalues": summary["eigenvalues"], "stages": stages, "rows": plan.n_rows}
+            "eigenvalues": summary["eigenvalues"], "spectrum": summary["spectrum"],
+            "suggested_n_clusters": summary["suggested_n_clusters"], "stages": stages,
+            "rows": plan.n_rows}
 
 
-def _markdown(summary: dict[str, Any]) -> str:
+def _markdown(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
+    """The artifact: the report's figures inline (Prefect's UI renders markdown images as
+    plain ``<img>`` elements, data URIs included), then the summary's tables."""
     lines = ["# Spectral clustering", "",
              f"{summary['input']['rows']:,} rows from {summary['input']['files']} file(s); "
-             f"labels in `{summary['outputs']['labels']}`.", "",
-             "| cluster | rows | share |", "|---:|---:|---:|"]
+             f"labels in `{summary['outputs']['labels']}`, the same report as one page in "
+             f"`{summary['outputs']['report']}`.", "",
+             "**" + report.suggestion_sentence(summary["suggested_n_clusters"],
+                                               summary["parameters"]["n_clusters"]) + "**", ""]
+    lines += [f"![{report.CAPTIONS[name]}]({report.data_uri(png)})\n"
+              for name, png in figures.items()]
+    lines += ["| cluster | rows | share |", "|---:|---:|---:|"]
     total = max(sum(summary["cluster_sizes"]), 1)
     for i, n in enumerate(summary["cluster_sizes"]):
         lines.append(f"| {i} | {n:,} | {100 * n / total:.1f}% |")
-    lines += ["", "| eigenvalue | value |", "|---:|---:|"]
-    lines += [f"| {i + 1} | {v:.6f} |" for i, v in enumerate(summary["eigenvalues"])]
+    lines += ["", "| eigenvalue | value | kept in the embedding |", "|---:|---:|:---:|"]
+    kept = len(summary["eigenvalues"])
+    lines += [f"| {i + 1} | {v:.6f} | {'yes' if i < kept else ''} |"
+              for i, v in enumerate(summary["spectrum"])]
     lines += ["", "| stage | seconds | state | parts computed |", "|---|---:|---|---:|"]
     for s, info in summary["stages"].items():
         computed = "" if info["parts"] is None else f"{info['parts_computed']}/{info['parts']}"

@@ -512,16 +512,21 @@ def eigendecompose(job: Job, kernel_ref: dict[str, Any]):
     _log_warnings(caught)
     part = write_part(job.stage_store(stage), "eigen.parquet", {"P": eigen.projection},
                       stage=stage, key=job.stage_keys[stage],
-                      eigenvalues=eigen.eigenvalues.tolist())
+                      eigenvalues=eigen.eigenvalues.tolist(), spectrum=eigen.spectrum.tolist())
     faults.after_part(stage)
-    return _commit(job, stage, [part], {"eigenvalues": eigen.eigenvalues.tolist()}, start, 1)
+    # The leading eigenvalues past the embedding's width go in the reference (a few dozen
+    # floats) for the summary's eigengap suggestion and the report's eigenvalue plot.
+    return _commit(job, stage, [part], {"eigenvalues": eigen.eigenvalues.tolist(),
+                                        "spectrum": eigen.spectrum.tolist()}, start, 1)
 
 
 def load_eigen(job: Job) -> sc.EigenResult:
     stage = "eigendecompose"
     arrays, meta = read_part(job.stage_store(stage), "eigen.parquet", stage=stage,
                              expect={"key": job.stage_keys[stage]})
-    return sc.EigenResult(eigenvalues=np.asarray(meta["eigenvalues"]), projection=arrays["P"])
+    # A checkpoint written before the spectrum was recorded has only the kept eigenvalues.
+    return sc.EigenResult(eigenvalues=np.asarray(meta["eigenvalues"]), projection=arrays["P"],
+                          spectrum=np.asarray(meta.get("spectrum", meta["eigenvalues"])))
 
 
 # --------------------------------------------------------------------------------------------
