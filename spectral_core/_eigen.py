@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg, sparse
-from scipy.sparse.linalg import eigsh, lobpcg
-from sklearn.utils import check_random_state
 
 from ._kernel_blocks import KernelSummary
 from ._messages import SolverFallbackWarning, import_pyamg
+from ._utils import check_random_state
 
 #: Eigenvectors the embedding keeps beyond ``n_clusters`` for the landmark k-NN graph
 #: (see :func:`embedding_width`).
@@ -115,9 +114,13 @@ def eigendecompose(
     if solver is None:
         sigma, R = linalg.eigh(G, subset_by_index=[r - k, r - 1])
     elif solver == "arpack":
+        from scipy.sparse.linalg import eigsh
+
         v0 = rng.uniform(-1, 1, r)
         sigma, R = eigsh(G, k=k, which="LA", tol=eigen_tol, v0=v0)
     elif solver == "lobpcg":
+        from scipy.sparse.linalg import lobpcg
+
         X0 = rng.standard_normal((r, k))
         sigma, R = lobpcg(G, X0, largest=True, tol=eigen_tol or None, maxiter=2000)
     elif solver == "amg":
@@ -136,6 +139,8 @@ def eigendecompose(
 
 
 def _amg_eigs(G: np.ndarray, k: int, tol: float, rng: np.random.RandomState):
+    from scipy.sparse.linalg import lobpcg
+
     smoothed_aggregation_solver = import_pyamg().smoothed_aggregation_solver
     # Largest eigenpairs of G are the smallest of the PSD "Laplacian" c·I − G, c ≥ λ_max(G)
     # by Gershgorin, which is what an AMG preconditioner is built for.
