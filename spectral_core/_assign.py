@@ -12,7 +12,6 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import dask.array as da
 import numpy as np
 from scipy import linalg
 from sklearn.base import BaseEstimator, ClusterMixin, clone
@@ -20,6 +19,7 @@ from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 
 from ._messages import ZeroEmbeddingWarning
+from ._utils import is_dask_array
 
 __all__ = ["ClusterQR", "Discretize", "assign_labels", "assignment_seed", "first_appearance_order",
            "first_rows", "fit_rows", "kmeans_n_init", "make_assigner", "order_by_first_row"]
@@ -235,7 +235,7 @@ def assign_labels(
     >>> labels.tolist()
     [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
     """
-    U = embedding.compute() if isinstance(embedding, da.Array) else np.asarray(embedding)
+    U = embedding.compute() if is_dask_array(embedding) else np.asarray(embedding)
     zero = int(np.count_nonzero(~U.any(axis=1)))
     if zero:
         warnings.warn(

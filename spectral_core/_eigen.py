@@ -9,11 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import linalg, sparse
-from scipy.sparse.linalg import eigsh, lobpcg
-from sklearn.utils import check_random_state
 
 from ._kernel_blocks import KernelSummary
 from ._messages import SolverFallbackWarning, import_pyamg
+from ._utils import check_random_state
 
 #: Eigenvectors the embedding keeps beyond ``n_clusters`` for the landmark k-NN graph
 #: (see :func:`embedding_width`).
@@ -241,9 +240,13 @@ def eigendecompose(
         # tridiagonal form that every subset pays: the spectrum comes nearly free.
         sigma, R = linalg.eigh(G, subset_by_index=[r - n_spectrum, r - 1])
     elif solver == "arpack":
+        from scipy.sparse.linalg import eigsh
+
         v0 = rng.uniform(-1, 1, r)
         sigma, R = eigsh(G, k=k, which="LA", tol=eigen_tol, v0=v0)
     elif solver == "lobpcg":
+        from scipy.sparse.linalg import lobpcg
+
         X0 = rng.standard_normal((r, k))
         sigma, R = lobpcg(G, X0, largest=True, tol=eigen_tol or None, maxiter=2000)
     elif solver == "amg":
@@ -280,12 +283,16 @@ def _leading_eigenvalues(G: np.ndarray, s: int, sigma: np.ndarray, tol: float,
     if s >= r - 1:
         values = linalg.eigvalsh(G, subset_by_index=[r - s, r - 1])
     else:
+        from scipy.sparse.linalg import eigsh
+
         values = eigsh(G, k=s, which="LA", tol=tol, v0=rng.uniform(-1, 1, r),
                        return_eigenvectors=False)
     return np.sort(values)[::-1]
 
 
 def _amg_eigs(G: np.ndarray, k: int, tol: float, rng: np.random.RandomState):
+    from scipy.sparse.linalg import lobpcg
+
     smoothed_aggregation_solver = import_pyamg().smoothed_aggregation_solver
     # Largest eigenpairs of G are the smallest of the PSD "Laplacian" c·I − G, c ≥ λ_max(G)
     # by Gershgorin, which is what an AMG preconditioner is built for.
