@@ -172,7 +172,7 @@ def write_outputs(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
     }
     # The pictures: a bounded sample of the embedding (report.SAMPLE_PARTS parts at most),
     # drawn here on the worker with matplotlib's Agg, inlined as PNG data URIs.
-    U, raw = report.sample_embedding(job)
+    _, U, raw = report.sample_embedding(job)
     numbering = _Numbering(**raw_manifest.result["numbering"])
     figures = report.render_figures(summary, report.principal_axes(U), numbering[raw])
     files["report"] = out.display("report.html")

@@ -50,8 +50,9 @@ def _sample_part(item: tuple[Block, Part, Part, np.ndarray], embed_store: Store,
 
 
 def sample_embedding(job: Job, rows: int = SAMPLE_ROWS, parts: int = SAMPLE_PARTS
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``rows`` rows of the embedding (n_sample, k) and their raw labels (n_sample,).
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Up to ``rows`` rows of the embedding: their row numbers in the dataset (n_sample,),
+    their embedding (n_sample, k) and their raw labels (n_sample,).
 
     At most ``parts`` blocks are chosen at random, then rows within them in proportion to
     their size, so the memory and the reads are bounded by ``parts`` blocks. Seeded by the
@@ -74,7 +75,8 @@ def sample_embedding(job: Job, rows: int = SAMPLE_ROWS, parts: int = SAMPLE_PART
             items.append((b, embed_list[i], labels.parts[i], local))
     found = fan_out(_sample_part, items, embed_store, job.stage_keys["embed"],
                     job.stage_store("assign_labels"), job.stage_keys["assign_labels"])
-    return (np.concatenate([u for u, _ in found]),
+    return (np.concatenate([b.start + local for b, _, _, local in items]),
+            np.concatenate([u for u, _ in found]),
             np.concatenate([raw for _, raw in found]))
 
 

@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from flows.params import SpectralParams
@@ -120,3 +121,30 @@ def test_report_renders_in_a_real_browser(blobs_data, tmp_path):
     pixels = rgb_pixels(shot)
     for colour in TAB10[:3]:
         assert near(pixels, colour) > 5_000, colour
+
+
+def test_scatter_sample_is_bounded_and_its_labels_are_the_rows_labels(blobs_data, tmp_path):
+    """The sample reads at most ``parts`` blocks, and each sampled row carries its own
+    embedding and label (checked against every checkpointed part and labels/)."""
+    from tasks import report
+    from tasks.io import read_part
+    from tasks.planning import _Numbering, build_job
+
+    data, _, _ = blobs_data
+    out = tmp_path / "out"
+    params = _params(data, out, block_size=500)  # a block per row group: 12
+    spectral_clustering(params)
+    job = build_job(params.model_dump(exclude={"dask"}))
+    assert len(job.plan.blocks) == 12
+    rows, U, raw = report.sample_embedding(job, rows=500, parts=4)
+    blocks = {b.index for b in job.plan.blocks for r in rows if b.start <= r < b.start + b.rows}
+    assert 0 < len(blocks) <= 4
+    assert 450 <= len(rows) <= 500 and len(np.unique(rows)) == len(rows)
+    store, parts = report.embed_parts(job)
+    full = np.concatenate([read_part(store, p, stage="embed")[0]["u"] for p in parts])
+    np.testing.assert_array_equal(U, full[rows])
+    numbering = _Numbering(**report.committed(job, "assign_labels").result["numbering"])
+    labels = pq.read_table(out / "labels").column("label").to_numpy()
+    np.testing.assert_array_equal(numbering[raw], labels[rows])
+    again = report.sample_embedding(job, rows=500, parts=4)
+    np.testing.assert_array_equal(again[0], rows)  # seeded: the same picture on a rerun
