@@ -35,7 +35,11 @@ from .storage import StorageError, Store, open_store, within
 
 
 class TooFewRows(InputError):
-    """The input has no more rows than ``n_components`` landmarks (which are rows of it)."""
+    """The input has no more rows than ``n_components`` landmarks (which are rows of it).
+
+    ``n_rows`` and the checked estimator parameters (``values``) let a caller say which of
+    ``n_clusters <= n_components < n_rows`` the user should change.
+    """
 
     def __init__(self, message: str, n_rows: int = 0, values: dict[str, Any] | None = None):
         super().__init__(message, "n_components")

@@ -36,3 +36,16 @@ def test_matplotlib_is_imported_only_to_draw_the_report():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_the_command_line_checks_import_no_prefect():
+    """`spectral-flow run` checks paths, columns and parameters before Prefect starts: the
+    modules it needs for that must not import Prefect (nor start anything)."""
+    code = (
+        "import json, sys, flows.params, tasks.preflight; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} "
+        "& {'prefect', 'prefect_dask', 'distributed'})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert json.loads(out.stdout) == []
