@@ -45,6 +45,8 @@ def _environment() -> None:
 # --------------------------------------------------------------------------------------------
 
 _POSITIONAL = {"input"}
+#: Options of the command itself, not parameters of the run.
+_NOT_PARAMETERS = ("command", "func", "verbose", "report")
 _RENAMED = {"output_dir": "output"}
 
 
@@ -154,7 +156,7 @@ def _params_from_args(args: argparse.Namespace, **extra: Any):
     for key, value in vars(args).items():
         if key.startswith("dask."):
             dask[key[5:]] = value
-        elif key not in ("command", "func", "verbose", "report"):
+        elif key not in _NOT_PARAMETERS:
             values[key] = value
     values.update(extra)
     if dask:
@@ -364,7 +366,7 @@ def _copy_report(params, path: str) -> int:
 
 def _values_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The parameters the user typed, by field name (Dask options as ``dask.<name>``)."""
-    return {k: v for k, v in vars(args).items() if k not in ("command", "func", "verbose")}
+    return {k: v for k, v in vars(args).items() if k not in _NOT_PARAMETERS}
 
 
 def _refuse(exc: BaseException, typed: dict[str, Any], verbose: bool) -> int:

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.params import SpectralParams
-from flows.spectral import spectral_clustering
+from flows.spectral import run_spectral
 
 from ..browser import near, rgb_pixels, screenshot
 from .helpers import cli_env, run_cli
@@ -58,7 +58,7 @@ def test_report_has_three_figures_and_summary_suggests_the_true_count(blobs_data
     data, _, y = blobs_data
     out = tmp_path / "out"
     # A wrong guess for n_clusters: the spectrum still suggests the three blobs.
-    result = spectral_clustering(_params(data, out, n_clusters=5))
+    result = run_spectral(_params(data, out, n_clusters=5))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["suggested_n_clusters"] == len(np.unique(y)) == 3
     assert result["suggested_n_clusters"] == 3
@@ -107,7 +107,7 @@ def test_cli_writes_the_report_where_asked(blobs_data, tmp_path):
 def test_report_renders_in_a_real_browser(blobs_data, tmp_path):
     data, _, _ = blobs_data
     out = tmp_path / "out"
-    spectral_clustering(_params(data, out))
+    run_spectral(_params(data, out))
     shot = tmp_path / "screenshot.png"
     screenshot((out / "report.html").as_uri(), shot, tmp_path / "chromium-profile")
     from matplotlib import image
@@ -133,7 +133,7 @@ def test_scatter_sample_is_bounded_and_its_labels_are_the_rows_labels(blobs_data
     data, _, _ = blobs_data
     out = tmp_path / "out"
     params = _params(data, out, block_size=500)  # a block per row group: 12
-    spectral_clustering(params)
+    run_spectral(params)
     job = build_job(params.model_dump(exclude={"dask"}))
     assert len(job.plan.blocks) == 12
     rows, U, raw = report.sample_embedding(job, rows=500, parts=4)
