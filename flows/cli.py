@@ -3,11 +3,14 @@
     spectral-flow run INPUT --output DIR [--n-clusters 8 --affinity nearest_neighbors ...]
     spectral-flow demo [--rows N]
 
-With no Prefect API configured the command starts a local one for its own length (``prefect
-server start`` on 127.0.0.1, without UI or scheduler, like Prefect's temporary server, but booting
-while the flow's modules import), and runs the stages on a local Dask cluster of threads in this
-process, so nothing has to be started by hand. Worker processes (``--dask-processes``) share
-that same server.
+``run`` first makes every check that needs no pass over the data (paths, Parquet footers,
+columns, parameters: :func:`tasks.preflight.build_job`); a refusal is one line naming the flag,
+exit status 2, and nothing was started. Then, with no Prefect API configured, the command
+starts a local one for its own length (``prefect server start`` on 127.0.0.1, without UI or
+scheduler, like Prefect's temporary server, but booting while Prefect, Dask and the flow's
+modules import), and runs the stages on a local Dask cluster of threads in this process, so
+nothing has to be started by hand. Worker processes (``--dask-processes``) share that same
+server.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def _environment() -> None:
 # --------------------------------------------------------------------------------------------
 
 _POSITIONAL = {"input"}
+#: Options of the command itself, not parameters of the run.
+_NOT_PARAMETERS = ("command", "func", "verbose", "report")
 _RENAMED = {"output_dir": "output"}
 
 
@@ -151,7 +156,7 @@ def _params_from_args(args: argparse.Namespace, **extra: Any):
     for key, value in vars(args).items():
         if key.startswith("dask."):
             dask[key[5:]] = value
-        elif key not in ("command", "func"):
+        elif key not in _NOT_PARAMETERS:
             values[key] = value
     values.update(extra)
     if dask:
@@ -174,8 +179,9 @@ class _TerminalProgress(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
-        if " parts" not in msg and "Finished in state" not in msg:
-            return
+        if " parts" not in msg and not ("Finished in state Completed" in msg
+                                        or "Finished in state Cached" in msg):
+            return  # a failure is the command's own one line
         line = msg if " parts" in msg else f"{getattr(record, 'task_run_name', '')} {msg}"
         if self.tty:
             self.stream.write("\r\033[K" + line[:120])
@@ -213,9 +219,40 @@ def _stop_local_server() -> None:
         _SERVER = None
 
 
-def run_flow(params, *, quiet: bool = False) -> dict[str, Any]:
-    """Run the flow in this process (starting a local Prefect server if none is configured)."""
+#: What the command reports in one line and exit status 2 (a bad input or parameter, found
+#: before or during the run), and Ctrl-C (status 130): Prefect's console shows no traceback
+#: for these unless --verbose; its API log (and UI) keeps them.
+EXPECTED = (ValueError, TypeError)
+
+
+class _ExpectedErrors(logging.Filter):
+    """Drops Prefect's console records of an expected error or of Ctrl-C, and its "Finished
+    in state Failed" lines: the command reports how a run ended (one line for an expected
+    error, the traceback of any other)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (*EXPECTED, KeyboardInterrupt)):
+            return False
+        if record.levelno < logging.WARNING:
+            return True
+        message = record.getMessage()
+        # Ctrl-C's "Crash detected! Execution was aborted by an interrupt signal." (or "...
+        # interrupted by an unexpected exception: KeyboardInterrupt") carries no exc_info.
+        return not (message.startswith("Finished in state") or "KeyboardInterrupt" in message
+                    or "interrupt signal" in message)
+
+
+def run_flow(params, *, quiet: bool = False, verbose: bool = False) -> dict[str, Any]:
+    """Run the flow in this process (starting a local Prefect server if none is configured).
+
+    Prefect's console log is shown from WARNING up, without the tracebacks of
+    :data:`EXPECTED` errors (which the caller reports); on a terminal, one progress line per
+    stage. ``verbose``: Prefect's full console log, tracebacks included.
+    """
     _environment()
+    if not verbose:  # also for Dask worker processes, which configure their own logging
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     server = _launch_local_server()
     from prefect.settings import get_current_settings
 
@@ -227,18 +264,20 @@ def run_flow(params, *, quiet: bool = False) -> dict[str, Any]:
 
     if server is not None:
         server.wait()
-    # On a terminal: one progress line per stage instead of Prefect's full console log
-    # (the full log still reaches the Prefect API and UI). Elsewhere: Prefect's log.
-    consoles: list[logging.Handler] = []
-    handler = None
-    if not quiet and sys.stderr.isatty():
-        from prefect.logging.handlers import PrefectConsoleHandler
+    from prefect.logging.handlers import PrefectConsoleHandler
 
-        for lg in (logging.getLogger(), logging.getLogger("prefect")):
-            consoles += [h for h in lg.handlers if isinstance(h, PrefectConsoleHandler)]
-        levels = [h.level for h in consoles]
+    consoles: list[logging.Handler] = []
+    for lg in (logging.getLogger(), logging.getLogger("prefect")):
+        consoles += [h for h in lg.handlers if isinstance(h, PrefectConsoleHandler)
+                     and h not in consoles]
+    levels = [h.level for h in consoles]
+    quieter = _ExpectedErrors()
+    handler = None
+    if not verbose:
         for h in consoles:
-            h.setLevel(logging.WARNING)
+            h.setLevel(max(h.level, logging.WARNING))
+            h.addFilter(quieter)
+    if not quiet and not verbose and sys.stderr.isatty():
         handler = _TerminalProgress(sys.stderr)
         logging.getLogger("prefect").addHandler(handler)
     try:
@@ -246,8 +285,9 @@ def run_flow(params, *, quiet: bool = False) -> dict[str, Any]:
     finally:
         if handler:
             logging.getLogger("prefect").removeHandler(handler)
-            for h, level in zip(consoles, levels, strict=True):
-                h.setLevel(level)
+        for h, level in zip(consoles, levels, strict=True):
+            h.setLevel(level)
+            h.removeFilter(quieter)
 
 
 def print_summary(result: dict[str, Any], seconds: float, out=sys.stdout) -> None:
@@ -261,6 +301,9 @@ def print_summary(result: dict[str, Any], seconds: float, out=sys.stdout) -> Non
     print("  clusters   " + ", ".join(f"{i}: {n:,} ({100 * n / total:.0f}%)"
                                       for i, n in enumerate(sizes)), file=out)
     print("  eigenvalues " + " ".join(f"{v:.4f}" for v in result["eigenvalues"]), file=out)
+    if result.get("suggested_n_clusters") is not None:
+        print(f"  suggested n_clusters {result['suggested_n_clusters']} (largest eigengap of "
+              "the spectrum; see the report)", file=out)
     print("  stage              seconds", file=out)
     for stage, info in result["stages"].items():
         print(f"  {stage:<18} {info['seconds']:7.2f}{_reuse_note(info)}", file=out)
@@ -277,21 +320,128 @@ def _reuse_note(info: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Check what needs no pass over the data, then start Prefect and run the flow."""
     from pydantic import ValidationError
 
+    from tasks.preflight import build_job
+
+    values = _values_from_args(args)
     try:
         params = _params_from_args(args)
-    except ValidationError as exc:
-        print(f"spectral-flow: invalid parameters:\n{exc}", file=sys.stderr)
-        return 2
+        # Paths, confinement, schema, columns, and the parameters against the row count:
+        # refused here, before a server or a flow run exists. Files are not hashed (the flow's
+        # plan does that, once).
+        build_job(params.model_dump(exclude={"dask"}), hash_files=False)
+    except (ValidationError, *EXPECTED) as exc:
+        return _refuse(exc, values, args.verbose)
     start = time.perf_counter()
     try:
-        result = run_flow(params)
-    except (ValueError, TypeError) as exc:
-        print(f"spectral-flow: {exc}", file=sys.stderr)
-        return 2
+        result = run_flow(params, verbose=args.verbose)
+    except EXPECTED as exc:  # found by a pass over the data (NaN, ids, a degenerate kernel)
+        return _refuse(exc, values, args.verbose)
     print_summary(result, time.perf_counter() - start)
+    if args.report:
+        return _copy_report(params, args.report)
     return 0
+
+
+def _copy_report(params, path: str) -> int:
+    """--report: the run's report.html (in the output directory, which may be an object
+    store) copied to a local path."""
+    from tasks.storage import open_store
+
+    try:
+        data = open_store(params.output_dir, params.storage_options,
+                          what="output directory").read_bytes("report.html")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except (OSError, ValueError) as exc:
+        print(f"spectral-flow: the report could not be copied to {path!r}: {exc}",
+              file=sys.stderr)
+        return 1
+    print(f"  report     {target}")
+    return 0
+
+
+def _values_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters the user typed, by field name (Dask options as ``dask.<name>``)."""
+    return {k: v for k, v in vars(args).items() if k not in _NOT_PARAMETERS}
+
+
+def _refuse(exc: BaseException, typed: dict[str, Any], verbose: bool) -> int:
+    """Report a refused input or parameter as one line naming the flag; exit status 2."""
+    if verbose:
+        import traceback
+
+        traceback.print_exception(exc)
+    print(f"spectral-flow: {refusal_line(exc, typed)}", file=sys.stderr)
+    return 2
+
+
+def _flag(name: str) -> str:
+    if name == "input":
+        return "INPUT"
+    if name.startswith("dask."):
+        return "--dask-" + name[5:].replace("_", "-")
+    return "--" + _RENAMED.get(name, name).replace("_", "-")
+
+
+def _shown(name: str, value: Any, typed: dict[str, Any]) -> str:
+    """``--gamma -1.0`` as typed, or ``--n-components (default 100)``."""
+    if name not in typed:
+        return f"{_flag(name)} (default {_text(value)})"
+    return f"{_flag(name)} {_text(typed[name])}"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "''"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def refusal_line(exc: BaseException, typed: dict[str, Any]) -> str:
+    """The one line that says what was refused, in terms of the flags the user typed."""
+    import re
+
+    from spectral_core.params import PARAMETERS
+    from tasks.preflight import TooFewRows
+
+    from .params import refusal
+
+    if isinstance(exc, TooFewRows):
+        return _too_few_rows(exc, typed)
+    name, message = refusal(exc, typed)
+    message = " ".join(message.split())  # one line
+    if name is None or (name == "input" and "input" in typed):
+        return message
+    found = re.fullmatch(r"The '(\w+)' parameter of SpectralClustering must be (.*?)\. "
+                         r"Got (.*?) instead\.(.*)", message)
+    if found:  # the estimator's template: the constraint, with its other side as a flag
+        def other(m: re.Match) -> str:
+            return f"{_flag(m[1])}={m[2]}" + ("" if m[1] in typed else " (the default)")
+
+        names = "|".join(PARAMETERS)
+        constraint = re.sub(rf"\b({names})=([^\],) ]+)", other, found[2])
+        message = f"must be {constraint}.{found[4]}"
+    default = PARAMETERS[name].default if name in PARAMETERS else None
+    return f"{_shown(name, typed.get(name, default), typed)}: {message}"
+
+
+def _too_few_rows(exc, typed: dict[str, Any]) -> str:
+    """n_clusters <= n_components < rows: name the typed side that breaks it."""
+    rows, k, m = exc.n_rows, exc.values["n_clusters"], exc.values["n_components"]
+    if k >= rows:
+        return (f"{_shown('n_clusters', k, typed)}: the input has only {rows} rows, so at most "
+                f"{rows - 1} clusters (--n-clusters <= --n-components, the landmark rows, which "
+                "must be fewer than the rows).")
+    return (f"{_shown('n_components', m, typed)}: must be < the input's {rows} rows (it is the "
+            f"number of landmark rows); use a value in [{k}, {rows - 1}] (at least "
+            f"--n-clusters {k}).")
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,6 +493,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from .params import SpectralParams
 
+    _launch_local_server()  # boots while the data is written and the modules load
     out = Path(args.output)
     if args.rows:
         data, _ = write_blobs(out / "data", args.rows, seed=args.random_state)
@@ -365,7 +516,7 @@ def _demo(args: argparse.Namespace) -> int:
         what = "scikit-learn's digits (1,797 images, 64 pixels), written to Parquet"
     print(f"spectral-flow demo: {what} in {data}")
     start = time.perf_counter()
-    result = run_flow(params)
+    result = run_flow(params, verbose=args.verbose)
     seconds = time.perf_counter() - start
     print_summary(result, seconds)
     truth = pq.read_table(data, columns=[id_col, truth_col]).to_pandas().set_index(id_col)
@@ -375,12 +526,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    _environment()
-    args_in = sys.argv[1:] if argv is None else argv
-    if args_in[:1] in (["run"], ["demo"]) and not {"-h", "--help"} & set(args_in):
-        _launch_local_server()  # boots while the parameters and modules load
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (``spectral-flow: --flag: problem``)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        message = message.removeprefix("argument ")
+        self.exit(2, f"spectral-flow: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
         prog="spectral-flow",
         description="Nyström spectral clustering of a Parquet dataset as a Prefect flow on Dask.",
     )
@@ -391,17 +546,37 @@ def main(argv: list[str] | None = None) -> int:
                          "resume from the checkpoints.")
     run.add_argument("input", help="a Parquet file, a directory of Parquet files, or a glob")
     _add_model_flags(run)
+    run.add_argument("--report", default=None, metavar="PATH",
+                     help="also write the run's report (report.html: the spectrum with the "
+                     "suggested n_clusters, cluster sizes, the embedding) to this local path")
     run.set_defaults(func=_run)
     demo = sub.add_parser("demo", help="the flow end to end on real data (digits), or on a "
                           "synthetic dataset of any size with --rows")
+    for command in (run, demo):
+        command.add_argument("--verbose", action="store_true", help="Prefect's full console "
+                             "log, and the traceback of a refused input or a Ctrl-C")
     demo.add_argument("--output", default="spectral-demo", help="output directory "
                       "(default: spectral-demo)")
     demo.add_argument("--rows", type=int, default=0, help="cluster N synthetic rows instead "
                       "of the digits (written to Parquet first)")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
     demo.set_defaults(func=_demo)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command; a Prefect server starts only once the checks that need no data pass."""
+    _environment()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print("spectral-flow: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

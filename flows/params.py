@@ -11,6 +11,7 @@ is built, with the estimator's messages.
 from __future__ import annotations
 
 import os
+import re
 from typing import Annotated, Any, Literal, Union
 
 import annotated_types
@@ -258,3 +259,41 @@ def flow_parameters(params: BaseModel) -> dict[str, Any]:
     """A validated model as the flow's keyword arguments (the inverse of the flow's own
     ``SpectralParams(**parameters)``)."""
     return {name: getattr(params, name) for name in _order()}
+
+
+def refusal(exc: BaseException, values: dict[str, Any]) -> tuple[str | None, str]:
+    """The parameter a refused value is about (``"dask.n_workers"`` for a Dask option; None
+    when no one parameter is), and the message to show, in the estimator's words.
+
+    ``exc``: a pydantic ``ValidationError`` from building :data:`SpectralParams` out of
+    ``values``, or an error of the checks the run makes before it starts
+    (:func:`tasks.preflight.build_job`). Pydantic's own wording for a bound
+    ("Input should be greater than 0") is replaced by the estimator's check of the same
+    value, which names the parameter, the constraint and the value.
+    """
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return getattr(exc, "parameter", None) or _named(str(exc)), str(exc)
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    cause = (error.get("ctx") or {}).get("error")
+    if not loc:  # a rule between parameters: the estimator's message names the parameter
+        message = str(cause) if cause is not None else error["msg"]
+        return _named(message), message
+    name = ".".join(loc[:2]) if loc[0] == "dask" else loc[0]
+    if name in PARAMETERS and name in values:
+        try:
+            validate_params({name: values[name], "n_components": values.get(
+                "n_components", PARAMETERS["n_components"].default)})
+        except (TypeError, ValueError) as own:
+            if _named(str(own)) == name:
+                return name, str(own)
+    message = str(cause) if cause is not None else error["msg"]
+    return name, message
+
+
+def _named(message: str) -> str | None:
+    """The parameter an estimator message is about ("The 'gamma' parameter of ...")."""
+    found = re.match(r"The '(\w+)' parameter of ", message)
+    return found.group(1) if found else None

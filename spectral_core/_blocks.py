@@ -14,11 +14,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-import dask
-import dask.array as da
 import numpy as np
 
+from ._utils import is_dask_array
+
 if TYPE_CHECKING:
+    import dask.array as da
+
     from ._landmarks import Landmarks
 
 #: Most rows in one block of in-memory data (blocks are ~32 MB of C, and at least 1024 rows).
@@ -45,6 +47,8 @@ def map_blocks_delayed(
     Large constant arguments (landmarks, normalizers) are wrapped in one delayed each, so the
     graph stores them once instead of once per block.
     """
+    import dask
+
     shared = [dask.delayed(a, pure=True) if _delayed_once(a) else a for a in args]
     call = dask.delayed(func, pure=True)
     return [call(block, *shared) for block in X.to_delayed().ravel()]
@@ -122,7 +126,9 @@ def map_over_rows(func, X: Any, landmarks: Landmarks, *args: Any) -> list[Any]:
     numpy: blocks of ~32 MB on the local threads (``n_jobs``); dask: one task per chunk on
     the current scheduler, so the data stays where it is.
     """
-    if isinstance(X, da.Array):
+    if is_dask_array(X):
+        import dask
+
         X = as_blocks(X)
         return list(dask.compute(*map_blocks_delayed(func, X, landmarks, *args)))
     blocks = split_rows(X, block_rows_for(X.shape[1], landmarks.n_landmarks))

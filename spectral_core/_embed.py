@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import dask.array as da
 import numpy as np
 
 from ._blocks import as_blocks, map_blocks_delayed, map_over_rows, map_threads, row_chunks
@@ -12,6 +11,7 @@ from ._eigen import EigenResult
 from ._kernel_blocks import KeptKernel, KernelSummary, degrees, inv_sqrt_degrees
 from ._kernels import Kernel, _result_dtype
 from ._landmarks import Landmarks
+from ._utils import is_dask_array
 
 
 def block_embedding(
@@ -106,8 +106,10 @@ def embed_rows(
 ) -> Any:
     """:func:`embed` from the arrays it needs; also embeds new rows (out-of-sample)."""
     args = (kernel, degree_weights, degree_floor, projection, normalize)
-    if not isinstance(X, da.Array):
+    if not is_dask_array(X):
         return np.concatenate(map_over_rows(block_embedding, X, landmarks, *args))
+    import dask.array as da
+
     Xb = as_blocks(X)
     k = projection.shape[1]
     dtype = _result_dtype(Xb)

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import logging
+import sys
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-import dask
-import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from ._assign import assign_labels
 from ._blocks import as_blocks, local_threads
-from ._eigen import eigendecompose, embedding_width
+from ._eigen import eigendecompose, eigengap_n_clusters, embedding_width
 from ._embed import embed, embed_rows
-from ._kernel_blocks import kernel_blocks, kernel_cache_budget
+from ._kernel_blocks import choose_cache_budget, kernel_blocks
 from ._kernels import make_kernel
 from ._landmarks import sample_landmarks
-from ._utils import resolve_n_jobs, stage_timer
+from ._utils import check_random_state, is_dask_array, resolve_n_jobs, stage_timer
 from ._validation import (
     OWNER,
     check_array_input,
@@ -61,7 +59,10 @@ def compute_context(is_dask: bool, n_jobs: int | None):
     with ExitStack() as stack:
         stack.enter_context(local_threads(workers))
         if not (is_dask and _has_distributed_client()):
-            stack.enter_context(dask.config.set(scheduler="threads", num_workers=workers))
+            if is_dask or "dask" in sys.modules:  # numpy input never imports dask itself
+                import dask.config
+
+                stack.enter_context(dask.config.set(scheduler="threads", num_workers=workers))
             if workers > 1:
                 stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
         yield
@@ -156,6 +157,16 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     eigenvalues_ : ndarray of shape (n_embedding,)
         Eigenvalues of the approximated normalized affinity behind the embedding's columns,
         descending.
+    spectrum_ : ndarray of shape (n_spectrum,)
+        The leading eigenvalues of the same affinity, descending: n_spectrum =
+        min(r, max(2 · n_embedding, 20)) (:func:`spectral_core.spectrum_size`, r the rank of
+        the approximation), more than ``n_clusters`` so that the gap after the last cluster
+        is visible. Its first n_embedding values are ``eigenvalues_`` (for the iterative
+        solvers, to their tolerance: a values-only ARPACK solve computes it).
+    eigengap_n_clusters_ : int or None
+        The ``n_clusters`` suggested by the largest gap of ``spectrum_``
+        (:func:`spectral_core.eigengap_n_clusters`); None when the approximation has rank 1.
+        A fit with a guessed ``n_clusters`` tells what to try next.
     landmarks_ : ndarray of shape (n_components, n_features)
         The landmark points (for 'precomputed': W = X[I][:, I]).
     landmark_indices_ : ndarray of shape (n_components,) or None
@@ -174,9 +185,12 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     -----
     Cost: three passes over X, each O(n · m · d) for the kernel plus O(n · m · r) for the
     Gram; the eigenproblems are m × m. Memory: O(block · m + m²) for dask input. For
-    in-memory input the n × m kernel C is kept between the passes when it fits the
-    ``spectral_core.kernel-cache`` budget (dask config; a quarter of RAM by default, 0 to
-    disable), so the kernel is evaluated once instead of three times.
+    in-memory input the n × m kernel C is kept between the passes (one kernel evaluation
+    instead of three) when paging it in costs less than the two kernel passes it saves, as
+    probed once per process on this machine (``spectral_core._costs``), within a quarter of
+    RAM. Setting the ``spectral_core.kernel-cache`` budget (dask config, or the environment
+    variable ``DASK_SPECTRAL_CORE__KERNEL_CACHE``) overrides that: C is then kept whenever it
+    fits, and never with 0.
 
     References
     ----------
@@ -189,9 +203,11 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     >>> from sklearn.datasets import make_blobs
     >>> from spectral_core import SpectralClustering
     >>> X, y = make_blobs(2000, centers=3, random_state=0)
-    >>> sc = SpectralClustering(n_clusters=3, gamma=0.1, random_state=0).fit(X)
-    >>> sc.labels_.shape, sc.eigenvalues_.shape
-    ((2000,), (3,))
+    >>> sc = SpectralClustering(n_clusters=3, gamma=1.0, random_state=0).fit(X)
+    >>> sc.labels_.shape, sc.eigenvalues_.shape, sc.spectrum_.shape
+    ((2000,), (3,), (20,))
+    >>> sc.eigengap_n_clusters_
+    3
     """
 
     def __init__(
@@ -267,7 +283,7 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         if not finite:
             raise finite_error(X)
         check_nonnegative(low, p["affinity"])
-        is_dask = isinstance(X, da.Array)
+        is_dask = is_dask_array(X)
         # dask input is worked on chunk by chunk where it lives; numpy input in row blocks
         # on local threads.
         Xb = as_blocks(X) if is_dask else X
@@ -280,11 +296,14 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                     precomputed=p["affinity"] == "precomputed",
                     random_state=seeds["sample_landmarks"],
                 )
-            # In-memory data keeps C between the passes when it fits the budget (one kernel
-            # evaluation instead of three); dask input is never gathered into the client.
+            # In-memory data keeps C between the passes (one kernel evaluation instead of
+            # three) when it fits the budget and paging it in costs less than two kernel
+            # passes on this machine; dask input is never gathered into the client.
             with stage_timer("kernel_blocks", timings):
+                budget = 0 if is_dask else choose_cache_budget(
+                    Xb, landmarks, kernel, resolve_n_jobs(p["n_jobs"]))
                 summary, kept = kernel_blocks(Xb, landmarks, kernel, min_rank=p["n_clusters"],
-                                              keep_budget=0 if is_dask else kernel_cache_budget())
+                                              keep_budget=budget)
             with stage_timer("eigendecompose", timings):
                 width = embedding_width(p["affinity"], p["n_clusters"], summary.gram.shape[0])
                 eigen = eigendecompose(
@@ -310,6 +329,9 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.degree_floor_ = summary.degree_floor
         self.projection_ = eigen.projection
         self.eigenvalues_ = eigen.eigenvalues
+        self.spectrum_ = eigen.spectrum
+        self.eigengap_n_clusters_ = eigengap_n_clusters(eigen.spectrum) \
+            if eigen.spectrum.size >= 2 else None
         self.n_clipped_degrees_ = summary.n_clipped
         self.assign_labels_ = model
         self._label_map = mapping
@@ -318,7 +340,11 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        self.labels_ = da.from_array(labels, chunks=Xb.chunks[0]) if is_dask else labels
+        if is_dask:
+            import dask.array as da
+
+            labels = da.from_array(labels, chunks=Xb.chunks[0])
+        self.labels_ = labels
         if p["persist_embedding"]:
             self.embedding_ = U
         elif hasattr(self, "embedding_"):
@@ -341,7 +367,7 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "projection_")
         X = self._check_new(X)
-        is_dask = isinstance(X, da.Array)
+        is_dask = is_dask_array(X)
         if is_dask:
             X = as_blocks(X)
         with compute_context(is_dask, self._n_jobs):
@@ -369,7 +395,7 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         ndarray or dask array of shape (n_samples,)
         """
         U = self.transform(X)
-        if isinstance(U, da.Array):
+        if is_dask_array(U):
             return U.map_blocks(self._predict_embedded, drop_axis=1, dtype=np.int64)
         return self._predict_embedded(U)
 

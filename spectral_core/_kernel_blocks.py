@@ -9,14 +9,12 @@ checkpoint them one block at a time (see docs/architecture.md for the notation).
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import dask
-import dask.array as da
 import numpy as np
-from dask.utils import parse_bytes
 from scipy import linalg, sparse
 
 from ._blocks import map_over_rows, map_threads, row_chunks, sum_in_order
@@ -30,6 +28,7 @@ from ._messages import (
     overflow_message,
     warn_if_degenerate,
 )
+from ._utils import is_dask_array
 
 #: Landmark-kernel eigenvalues below ``rcond · λ_max`` are treated as zero (not inverted).
 _RCOND_FLOOR = 1e-10
@@ -265,19 +264,60 @@ def kept_kernel_bytes(X: np.ndarray, landmarks: Landmarks, kernel: Kernel) -> in
     return n * landmarks.n_landmarks * itemsize
 
 
-def kernel_cache_budget() -> int:
+def kernel_cache_budget() -> int | None:
     """Bytes of C the estimator may keep: ``dask.config`` key ``spectral_core.kernel-cache``.
 
-    Defaults to a quarter of physical memory; set it to ``0`` (or the environment variable
-    ``DASK_SPECTRAL_CORE__KERNEL_CACHE=0``) to evaluate the kernel in every pass instead.
+    ``None`` when the key is not set: the estimator then keeps C only when that is cheaper
+    than evaluating the kernel in every pass (:func:`spectral_core._costs.keeping_pays`),
+    within a quarter of physical memory. Set it (``dask.config.set`` or the environment
+    variable ``DASK_SPECTRAL_CORE__KERNEL_CACHE``) to a size to keep C whenever it fits, or to
+    ``0`` to evaluate the kernel in every pass. dask is not imported for this: when it has not
+    been imported, only the environment variable can have set the key.
     """
-    value = dask.config.get("spectral_core.kernel-cache", None)
+    if "dask" in sys.modules:
+        import dask.config
+
+        value = dask.config.get("spectral_core.kernel-cache", None)
+    else:
+        value = os.environ.get("DASK_SPECTRAL_CORE__KERNEL_CACHE")
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
     if value is None:
-        try:
-            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
-        except (ValueError, OSError, AttributeError):  # not POSIX: be conservative
-            return 2**30
-    return int(parse_bytes(value)) if isinstance(value, str) else int(value)
+        return None
+    if isinstance(value, str):
+        from dask.utils import parse_bytes
+
+        return int(parse_bytes(value))
+    return int(value)
+
+
+def default_cache_budget() -> int:
+    """A quarter of physical memory (1 GiB where that cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):  # not POSIX: be conservative
+        return 2**30
+
+
+def choose_cache_budget(X: Any, landmarks: Landmarks, kernel: Kernel, threads: int) -> int:
+    """The ``keep_budget`` the estimator passes to :func:`kernel_blocks` for in-memory X.
+
+    The configured budget if there is one; otherwise keep C (within a quarter of RAM) only
+    when paging it in costs less than the two kernel passes it saves, from costs probed once
+    per process on this machine (:mod:`spectral_core._costs`).
+    """
+    from ._costs import keeping_pays
+
+    budget = kernel_cache_budget()
+    if budget is not None:
+        return budget
+    need = kept_kernel_bytes(X, landmarks, kernel)
+    if kernel.is_graph or kernel.affinity != "rbf":
+        return default_cache_budget()  # other kernels cost more per value than rbf: keep
+    values = X.shape[0] * landmarks.n_landmarks
+    if keeping_pays(values, need // max(values, 1), X.shape[1], landmarks.n_landmarks, threads):
+        return default_cache_budget()
+    return 0
 
 
 def landmark_normalizer(
@@ -357,7 +397,7 @@ def kernel_blocks(
     """
     dtype = _result_dtype(X)
     prepared = prepare_landmark_kernel(landmarks, kernel, dtype=dtype, min_rank=min_rank)
-    keep = (keep_budget > 0 and not isinstance(X, da.Array)
+    keep = (keep_budget > 0 and not is_dask_array(X)
             and kept_kernel_bytes(X, landmarks, kernel) <= keep_budget)
     # Pass 1: s = Cᵀ1.
     if keep:

@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.metrics.pairwise import KERNEL_PARAMS, PAIRWISE_KERNEL_FUNCTIONS
 
 __all__ = ["KERNEL_AFFINITIES", "Kernel", "compute_dtype", "make_kernel", "squared_distances"]
 
-#: String affinities that are scikit-learn pairwise kernels.
-KERNEL_AFFINITIES = tuple(sorted(PAIRWISE_KERNEL_FUNCTIONS))
+#: String affinities that are scikit-learn pairwise kernels: ``sorted(PAIRWISE_KERNEL_FUNCTIONS)``
+#: of ``sklearn.metrics.pairwise``, written out so that importing this module does not import
+#: scikit-learn's metrics (a test keeps the two equal).
+KERNEL_AFFINITIES = ("additive_chi2", "chi2", "cosine", "laplacian", "linear", "poly",
+                     "polynomial", "rbf", "sigmoid")
 #: Every string affinity the estimator accepts.
 AFFINITIES = (*KERNEL_AFFINITIES, "nearest_neighbors", "precomputed")
 
@@ -69,6 +71,8 @@ class Kernel:
     def _evaluate(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         func = self.affinity
         if not callable(func):
+            from sklearn.metrics.pairwise import PAIRWISE_KERNEL_FUNCTIONS
+
             func = PAIRWISE_KERNEL_FUNCTIONS[func]
         K = np.asarray(func(X, Y, **self.params))
         if K.shape != (X.shape[0], Y.shape[0]):
@@ -277,6 +281,8 @@ def make_kernel(
         params = {k: v for k, v in base.items() if var_kw or k in names}
         params.update(extra)
         return Kernel(affinity, params)
+    from sklearn.metrics.pairwise import KERNEL_PARAMS
+
     accepted = KERNEL_PARAMS[affinity]
     dup = sorted(set(extra) & set(base))
     if dup:

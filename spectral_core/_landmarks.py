@@ -6,9 +6,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import dask.array as da
 import numpy as np
-from sklearn.utils import check_random_state
+
+from ._utils import check_random_state, is_dask_array
 
 #: Rows the ``landmarks='kmeans'`` Lloyd iterations run on, per landmark: with ~10 rows per
 #: landmark many landmarks end up nearly empty; MNIST ARI rises with rows per landmark up to
@@ -113,7 +113,7 @@ def sample_landmarks(
 
 def _take_rows(X: Any, indices: np.ndarray) -> np.ndarray:
     rows = X[indices]
-    if isinstance(rows, da.Array):
+    if is_dask_array(rows):
         rows = rows.compute()
     return np.asarray(rows)
 

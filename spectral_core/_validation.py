@@ -10,12 +10,11 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-import dask.array as da
 import numpy as np
-from sklearn.cluster import KMeans
 
 from ._kernels import AFFINITIES
 from ._messages import import_pyamg
+from ._utils import is_dask_array
 
 OWNER = "SpectralClustering"
 ASSIGN_STRINGS = ("kmeans", "sklearn-kmeans", "discretize", "cluster_qr")
@@ -231,6 +230,8 @@ def _check_kmeans_params(value: dict[str, Any] | None, assign_labels: Any) -> di
                     "kmeans_params", f"None or empty with assign_labels={assign_labels!r} "
                     "(it is applied to the KMeans or clusterer that assigns labels)", value))
             return params
+        from sklearn.cluster import KMeans
+
         valid = set(KMeans().get_params())
     else:
         valid = set(assign_labels.get_params())
@@ -287,7 +288,7 @@ def check_array_input(X: Any, *, owner: str = OWNER) -> Any:
             X = X.to_dask_array(lengths=True)
         else:
             X = X.to_numpy()
-    if isinstance(X, da.Array):
+    if is_dask_array(X):
         if X.ndim != 2:
             raise ValueError(_shape_message(X.ndim, owner))
         if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
@@ -359,8 +360,9 @@ def _empty_message(shape: tuple, owner: str) -> str:
 
 def data_stats(X: Any) -> tuple[bool, float]:
     """(all finite?, minimum) of X, in one pass for dask input."""
-    if isinstance(X, da.Array):
+    if is_dask_array(X):
         import dask
+        import dask.array as da
 
         finite, low = dask.compute(da.isfinite(X).all(), X.min())
         return bool(finite), float(low)
@@ -369,8 +371,12 @@ def data_stats(X: Any) -> tuple[bool, float]:
 
 def finite_error(X: Any, owner: str = OWNER) -> ValueError:
     """A message locating the first non-finite value (row, column)."""
-    rows_ok = np.asarray(da.isfinite(X).all(axis=1)) if isinstance(X, da.Array) else \
-        np.isfinite(X).all(axis=1)
+    if is_dask_array(X):
+        import dask.array as da
+
+        rows_ok = np.asarray(da.isfinite(X).all(axis=1))
+    else:
+        rows_ok = np.isfinite(X).all(axis=1)
     where = ""
     if not rows_ok.all():
         row = int(np.argmin(rows_ok))

@@ -37,7 +37,15 @@ _META_KEY = b"spectral"
 
 
 class InputError(ValueError):
-    """The input dataset cannot be clustered as given (the message says why and where)."""
+    """The input dataset cannot be clustered as given (the message says why and where).
+
+    ``parameter``: the run parameter the refusal is about (``"id_column"``, ``"output_dir"``,
+    ...), when there is one, so that a command line can name the flag the user typed.
+    """
+
+    def __init__(self, message: str, parameter: str | None = None):
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class CheckpointWarning(UserWarning):
@@ -110,12 +118,15 @@ def plan_dataset(
     block_size: int = 65_536,
     *,
     fingerprints: Store | None = None,
+    hash_files: bool = True,
 ) -> DatasetPlan:
     """Read only the footers: files, schema agreement, feature columns, blocks, fingerprint.
 
     A block is a run of consecutive row groups of one file holding about ``block_size`` rows
     (a row group larger than that is one block: Parquet cannot read part of a row group).
     ``fingerprints``: where local files' byte hashes are remembered between plans.
+    ``hash_files=False``: local files are identified by (size, mtime, inode) alone (a check of
+    the input that reads no data; such a fingerprint must not key checkpoints).
     """
     store = store if isinstance(store, Store) else open_store(store, what="input")
     paths = resolve_input(store)
@@ -140,16 +151,18 @@ def plan_dataset(
             )
     names = first.names
     if id_column is not None and id_column not in names:
-        raise InputError(f"The id column {id_column!r} is not in the input (columns: {names}).")
+        raise InputError(f"The id column {id_column!r} is not in the input (columns: {names}).",
+                         parameter="id_column")
     if features:
         missing = [c for c in features if c not in names]
         if missing:
             raise InputError(f"The feature columns {missing} are not in the input (columns: "
-                             f"{names}).")
+                             f"{names}).", parameter="feature_columns")
         bad = [c for c in features if not _is_numeric(first.field(c).type)]
         if bad:
             raise InputError(f"The feature columns {bad} are not numeric (types: "
-                             f"{[str(first.field(c).type) for c in bad]}).")
+                             f"{[str(first.field(c).type) for c in bad]}).",
+                             parameter="feature_columns")
         cols = list(features)
     else:
         cols = [c for c in names if c != id_column and _is_numeric(first.field(c).type)]
@@ -160,7 +173,8 @@ def plan_dataset(
     for i, (path, meta, info) in enumerate(zip(paths, metas, infos, strict=True)):
         files.append(InputFile(path=path, size=info["size"], version=info["version"],
                                rows=meta.num_rows,
-                               content=_content_id(store, path, info, memo)))
+                               content=_content_id(store, path, info, memo) if hash_files
+                               else f"{info['size']}:{info['version']}"))
         groups, rows = [], 0
         for g in range(meta.num_row_groups):
             n = meta.row_group(g).num_rows

@@ -2,174 +2,35 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import time
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
 import spectral_core as sc
-from spectral_core.blocks import compute_dtype
-from spectral_core.params import (
-    PARAMETERS,
-    check_n_samples,
-    check_precomputed_shape,
-    validate_params,
-)
 
-from . import faults
+from . import faults, report
 from .io import (
     FORMAT_VERSION,
     CorruptCheckpoint,
-    InputError,
     Manifest,
     Part,
     block_ids,
-    check_checkpoint_root,
     commit_manifest,
-    plan_dataset,
     read_manifest,
     read_part,
-    stage_key,
     write_part,
 )
-from .job import Block, DatasetPlan, Job, StageKeys, StageSeeds
+from .job import Block, DatasetPlan, Job
 from .parallel import fan_out, one_blas_thread
+from .preflight import build_job
 from .stages import STAGES, committed, current_flow_run_id, embed_parts
-from .storage import StorageError, Store, open_store, within
-
-#: Directories (or object-store prefixes) that input, output and checkpoint locations must lie
-#: in, separated by os.pathsep (unset: no confinement, for a person running the CLI on their
-#: own files). A URL root such as ``s3://bucket/prefix`` confines to that prefix.
-ALLOWED_ROOTS_ENV = "SPECTRAL_ALLOWED_ROOTS"
-
-
-def allowed_roots() -> list[Store]:
-    tokens = [t for t in os.environ.get(ALLOWED_ROOTS_ENV, "").split(os.pathsep) if t]
-    roots: list[str] = []
-    for token in tokens:  # "s3://b/p" was split at its ":" by os.pathsep: join it again
-        if roots and token.startswith("//") and re.fullmatch(r"[A-Za-z][\w+.-]*", roots[-1]):
-            roots[-1] += ":" + token
-        else:
-            roots.append(token)
-    return [open_store(r, what="allowed root") for r in roots]
-
-
-def confine(location: str, what: str, storage_options: dict[str, Any] | None = None) -> Store:
-    """The store of ``location`` (local paths resolved, symlinks too), refused unless it lies
-    inside the configured roots (a glob: the directory its wildcards can reach)."""
-    try:
-        store = open_store(location, storage_options, what=what)
-    except StorageError as exc:
-        raise InputError(str(exc)) from None
-    roots = allowed_roots()
-    reach = Store(_glob_base(store.url), store.options)
-    if roots and not within(reach, roots):
-        raise InputError(
-            f"The {what} {location!r} resolves to {store.display()!r}, outside the allowed "
-            f"roots {[r.display() for r in roots]} ({ALLOWED_ROOTS_ENV}). Use a location "
-            "inside them."
-        )
-    return store
-
-
-def _glob_base(url: str) -> str:
-    """The directory part of a glob before its first wildcard (what the glob can reach)."""
-    for i, ch in enumerate(url):
-        if ch in "*?[":
-            return url[:i].rsplit("/", 1)[0] or "/"
-    return url
-
-
-def _check_access(store: Store, what: str) -> None:
-    """Whether the run could write here, without writing anything (a refused run leaves no
-    trace). Local disk: the nearest existing directory is one, and writable. Object stores:
-    a listing, which proves the credentials and the bucket."""
-    try:
-        if store.is_local:
-            path = store.root
-            while not os.path.exists(path):
-                path = os.path.dirname(path)
-            if not os.path.isdir(path):
-                raise NotADirectoryError(f"{path!r} is a file, not a directory")
-            if not os.access(path, os.W_OK | os.X_OK):
-                raise PermissionError(f"{path!r} is not writable")
-        else:
-            bucket = store.root.split("/", 1)[0]
-            store.fs.ls(bucket, detail=False)
-    except PermissionError as exc:
-        raise InputError(
-            f"The {what} {store.display()!r} cannot be accessed: {exc}. "
-            + ("" if store.is_local else "Check the credentials in the environment (for S3: "
-               "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and AWS_ENDPOINT_URL "
-               "for a server other than AWS).")) from exc
-    except (OSError, ValueError) as exc:
-        raise InputError(f"The {what} {store.display()!r} cannot be written: {exc}.") from exc
-
-
-def build_job(params: dict[str, Any], flow_run_id: str | None = None) -> Job:
-    """Every check that needs no pass over the data, then the stage keys. Raises early."""
-    options = params.get("storage_options") or {}
-    source = confine(params["input"], "input", options)
-    output = confine(params["output_dir"], "output directory", options)
-    checkpoints = confine(params["checkpoint_dir"], "checkpoint directory", options) \
-        if params.get("checkpoint_dir") else output.child("checkpoints")
-    p = validate_params({n: params[n] for n in PARAMETERS if n in params})
-    sc.make_kernel(p["affinity"], gamma=p["gamma"], degree=p["degree"], coef0=p["coef0"],
-                   kernel_params=p["kernel_params"], n_neighbors=p["n_neighbors"])
-    if callable(p["affinity"]) or not isinstance(p["assign_labels"], str):
-        raise InputError("The flow takes string affinities and assign_labels only.")
-    _check_access(output, "output directory")
-    _check_access(checkpoints, "checkpoint directory")
-    check_checkpoint_root(checkpoints)  # only checked: nothing is written before validation
-    plan = plan_dataset(source, params.get("feature_columns"), params.get("id_column"),
-                        params["block_size"], fingerprints=checkpoints)
-    if source.is_local:
-        for f in plan.files:  # a symlink inside the roots may still point outside them
-            confine(f.path, "input file")
-    check_n_samples(plan.n_rows, p["n_components"])
-    check_precomputed_shape((plan.n_rows, plan.n_features), p["affinity"],
-                            subject="The input (rows × feature columns)")
-    schema = source_schema(source, plan)
-    dtype = compute_dtype(schema.field(c).type.to_pandas_dtype() for c in plan.features).name
-    seed = params.get("random_state")
-    if seed is None:  # deterministic per dataset, so a rerun resumes and agrees
-        seed = int(hashlib.sha256(plan.fingerprint.encode()).hexdigest()[:8], 16) % 2**31
-    seeds = sc.stage_seeds(seed)
-    kernel_id = {k: p[k] for k in ("affinity", "gamma", "degree", "coef0", "kernel_params",
-                                   "n_neighbors")}
-    keys: dict[str, str] = {}
-    keys["sample_landmarks"] = stage_key(plan.fingerprint, plan.features, dtype,
-                                         p["n_components"], p["landmarks"],
-                                         p["affinity"] == "precomputed",
-                                         seeds["sample_landmarks"])
-    keys["kernel_blocks"] = stage_key(keys["sample_landmarks"], kernel_id)
-    keys["eigendecompose"] = stage_key(keys["kernel_blocks"], p["n_clusters"],
-                                       p["eigen_solver"], p["eigen_tol"],
-                                       seeds["eigendecompose"])
-    keys["embed"] = stage_key(keys["eigendecompose"])
-    keys["assign_labels"] = stage_key(keys["embed"], p["assign_labels"], p["n_init"],
-                                      p["kmeans_params"], seeds["assign_labels"])
-    return Job(
-        estimator={k: v for k, v in p.items() if k != "n_jobs"},
-        plan=plan, checkpoint_url=checkpoints.url, output_url=output.url,
-        storage_options=dict(options), dtype=dtype, random_state=params.get("random_state"),
-        seed=seed, seeds=StageSeeds(**seeds), stage_keys=StageKeys(**keys),
-        format_version=FORMAT_VERSION, flow_run_id=flow_run_id,
-    )
-
-
-def source_schema(source: Store, plan: DatasetPlan) -> pa.Schema:
-    from .io import _parquet
-
-    return _parquet(source, plan.files[0].path).schema_arrow
+from .storage import Store
 
 
 @task(name="plan", retries=0, cache_policy=NONE, persist_result=False)
@@ -287,6 +148,9 @@ def write_outputs(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
             "parts": refs[s].get("parts"), "parts_computed": refs[s].get("parts_computed")}
         for s in STAGES
     }
+    eigen_ref = refs["eigendecompose"]
+    # A checkpoint from before the spectrum was recorded: the kept eigenvalues are all there is.
+    spectrum = eigen_ref.get("spectrum", eigen_ref["eigenvalues"])
     summary = {
         "parameters": {"input": job.plan.input_url, "output_dir": job.output_url,
                        "checkpoint_dir": job.checkpoint_url,
@@ -295,7 +159,10 @@ def write_outputs(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
         "input": {"files": len(plan.files), "rows": plan.n_rows, "features": plan.features,
                   "fingerprint": plan.fingerprint},
         "seed": job.seed,
-        "eigenvalues": refs["eigendecompose"]["eigenvalues"],
+        "eigenvalues": eigen_ref["eigenvalues"],
+        "spectrum": spectrum,
+        "suggested_n_clusters": sc.eigengap_n_clusters(spectrum) if len(spectrum) >= 2
+        else None,
         "cluster_sizes": refs["assign_labels"]["cluster_sizes"],
         "stages": stages,
         "checkpoint": {"root": job.checkpoint_url, "keys": job.stage_keys.model_dump(),
@@ -303,24 +170,44 @@ def write_outputs(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
         "outputs": files,
         "flow_run_id": job.flow_run_id,
     }
+    # The pictures: a bounded sample of the embedding (report.SAMPLE_PARTS parts at most),
+    # drawn here on the worker with matplotlib's Agg, inlined as PNG data URIs.
+    _, U, raw = report.sample_embedding(job)
+    numbering = _Numbering(**raw_manifest.result["numbering"])
+    figures = report.render_figures(summary, report.principal_axes(U), numbering[raw])
+    files["report"] = out.display("report.html")
+    out.write_bytes("report.html", report.report_html(summary, figures).encode())
     out.write_bytes("summary.json", json.dumps(summary, indent=2, default=str).encode())
     files["summary"] = out.display("summary.json")
-    create_markdown_artifact(markdown=_markdown(summary), key="spectral-clustering-summary",
-                             description="Cluster sizes, eigenvalues and stage timings")
+    create_markdown_artifact(markdown=_markdown(summary, figures),
+                             key="spectral-clustering-summary",
+                             description="The eigengap suggestion, the report's figures, "
+                             "cluster sizes, eigenvalues and stage timings")
     return {"files": files, "cluster_sizes": summary["cluster_sizes"],
-            "eigenvalues": summary["eigenvalues"], "stages": stages, "rows": plan.n_rows}
+            "eigenvalues": summary["eigenvalues"], "spectrum": summary["spectrum"],
+            "suggested_n_clusters": summary["suggested_n_clusters"], "stages": stages,
+            "rows": plan.n_rows}
 
 
-def _markdown(summary: dict[str, Any]) -> str:
+def _markdown(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
+    """The artifact: the report's figures inline (Prefect's UI renders markdown images as
+    plain ``<img>`` elements, data URIs included), then the summary's tables."""
     lines = ["# Spectral clustering", "",
              f"{summary['input']['rows']:,} rows from {summary['input']['files']} file(s); "
-             f"labels in `{summary['outputs']['labels']}`.", "",
-             "| cluster | rows | share |", "|---:|---:|---:|"]
+             f"labels in `{summary['outputs']['labels']}`, the same report as one page in "
+             f"`{summary['outputs']['report']}`.", "",
+             "**" + report.suggestion_sentence(summary["suggested_n_clusters"],
+                                               summary["parameters"]["n_clusters"]) + "**", ""]
+    lines += [f"![{report.CAPTIONS[name]}]({report.data_uri(png)})\n"
+              for name, png in figures.items()]
+    lines += ["| cluster | rows | share |", "|---:|---:|---:|"]
     total = max(sum(summary["cluster_sizes"]), 1)
     for i, n in enumerate(summary["cluster_sizes"]):
         lines.append(f"| {i} | {n:,} | {100 * n / total:.1f}% |")
-    lines += ["", "| eigenvalue | value |", "|---:|---:|"]
-    lines += [f"| {i + 1} | {v:.6f} |" for i, v in enumerate(summary["eigenvalues"])]
+    lines += ["", "| eigenvalue | value | kept in the embedding |", "|---:|---:|:---:|"]
+    kept = len(summary["eigenvalues"])
+    lines += [f"| {i + 1} | {v:.6f} | {'yes' if i < kept else ''} |"
+              for i, v in enumerate(summary["spectrum"])]
     lines += ["", "| stage | seconds | state | parts computed |", "|---|---:|---|---:|"]
     for s, info in summary["stages"].items():
         computed = "" if info["parts"] is None else f"{info['parts_computed']}/{info['parts']}"

@@ -252,20 +252,24 @@ def validate_input(job: Job) -> dict[str, Any]:
                 )
         if plan.id_column:
             _check_ids(plan, job.input, [r["ids"] for r in results])
+        result = {"rows": int(sum(r["rows"] for r in results)),
+                  "min": float(min(r["min"] for r in results))}
+        _check_minimum(job, result)
         # The input is valid: from here on the run writes checkpoints.
         check_checkpoint_root(job.checkpoints, create=True)
         remember_fingerprints(plan, job.checkpoints)
         manifest = commit_manifest(store, Manifest(
-            stage=stage, key=key, format_version=_format(), parts=[],
-            result={"rows": int(sum(r["rows"] for r in results)),
-                    "min": float(min(r["min"] for r in results))},
+            stage=stage, key=key, format_version=_format(), parts=[], result=result,
             seconds=time.perf_counter() - start, flow_run_id=job.flow_run_id))
+    _check_minimum(job, manifest.result)  # the manifest may be another affinity's
+    return manifest.result
+
+
+def _check_minimum(job: Job, result: dict[str, Any]) -> None:
     try:
-        check_nonnegative(manifest.result["min"], job.estimator["affinity"],
-                          subject="The input")
+        check_nonnegative(result["min"], job.estimator["affinity"], subject="The input")
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return manifest.result
 
 
 #: Ids per bucket of the cross-block uniqueness check (about 8 bytes each, a few copies).
@@ -508,16 +512,21 @@ def eigendecompose(job: Job, kernel_ref: dict[str, Any]):
     _log_warnings(caught)
     part = write_part(job.stage_store(stage), "eigen.parquet", {"P": eigen.projection},
                       stage=stage, key=job.stage_keys[stage],
-                      eigenvalues=eigen.eigenvalues.tolist())
+                      eigenvalues=eigen.eigenvalues.tolist(), spectrum=eigen.spectrum.tolist())
     faults.after_part(stage)
-    return _commit(job, stage, [part], {"eigenvalues": eigen.eigenvalues.tolist()}, start, 1)
+    # The leading eigenvalues past the embedding's width go in the reference (a few dozen
+    # floats) for the summary's eigengap suggestion and the report's eigenvalue plot.
+    return _commit(job, stage, [part], {"eigenvalues": eigen.eigenvalues.tolist(),
+                                        "spectrum": eigen.spectrum.tolist()}, start, 1)
 
 
 def load_eigen(job: Job) -> sc.EigenResult:
     stage = "eigendecompose"
     arrays, meta = read_part(job.stage_store(stage), "eigen.parquet", stage=stage,
                              expect={"key": job.stage_keys[stage]})
-    return sc.EigenResult(eigenvalues=np.asarray(meta["eigenvalues"]), projection=arrays["P"])
+    # A checkpoint written before the spectrum was recorded has only the kept eigenvalues.
+    return sc.EigenResult(eigenvalues=np.asarray(meta["eigenvalues"]), projection=arrays["P"],
+                          spectrum=np.asarray(meta.get("spectrum", meta["eigenvalues"])))
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,3 +23,29 @@ def test_ruff_is_clean():
     ruff = Path(sys.executable).parent / "ruff"
     out = subprocess.run([str(ruff), "check", str(root)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_matplotlib_is_imported_only_to_draw_the_report():
+    """The flow's modules (and the library) load without matplotlib: the report imports it
+    when it draws, on the worker, so a flow import or a deployment's start does not pay for
+    it."""
+    code = (
+        "import json, sys, spectral_core, flows.spectral, flows.cli, tasks.report; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_the_command_line_checks_import_no_prefect():
+    """`spectral-flow run` checks paths, columns and parameters before Prefect starts: the
+    modules it needs for that must not import Prefect (nor start anything)."""
+    code = (
+        "import json, sys, flows.params, tasks.preflight; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} "
+        "& {'prefect', 'prefect_dask', 'distributed'})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert json.loads(out.stdout) == []

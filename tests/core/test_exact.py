@@ -49,6 +49,11 @@ def test_embedding_spans_dense_eigenvectors(small_groups, affinity, params, posi
     w_ref, V_ref = _dense_reference(X, affinity, params, k)
     assert np.max(subspace_angles(U, V_ref)) < 1e-6
     np.testing.assert_allclose(eigen.eigenvalues, w_ref, atol=1e-8)
+    # The longer spectrum (for the eigengap suggestion) is the exact one too, on every route.
+    s = min(summary.gram.shape[0], 20)
+    assert eigen.spectrum.shape == (s,) and s >= k  # cosine on 3-D data: rank 3
+    np.testing.assert_allclose(eigen.spectrum, _dense_reference(X, affinity, params, s)[0],
+                               atol=1e-8)
     np.testing.assert_allclose(U.T @ U, np.eye(k), atol=1e-8)
     assert summary.n_clipped == 0
 

@@ -30,6 +30,29 @@ def _labels(out):
     return pq.read_table(out / "labels").column("label").to_numpy()
 
 
+def test_the_schedule_produces_a_run_on_its_own(server, served):
+    dep = _deployment_id(server, "nightly")
+    status, body = api(f"{server['url']}/deployments/{dep}")
+    assert status == 200 and body["global_concurrency_limit"]["limit"] == 1, body  # no pile-up
+    assert body["concurrency_options"]["collision_strategy"] == "CANCEL_NEW", body
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status, runs = api(f"{server['url']}/flow_runs/filter", "POST", {
+            "deployments": {"id": {"any_": [dep]}},
+            "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}})
+        assert status == 200
+        if runs:
+            break
+        time.sleep(2)
+    else:
+        raise AssertionError("no scheduled run completed: " + served["log"].read_text()[-3000:])
+    assert (served["work"] / "nightly" / "labels" / "_SUCCESS.json").exists()
+    # Paused now that it has proved itself: a run every 20 s would load the machine under the
+    # tests that follow.
+    status, _ = api(f"{server['url']}/deployments/{dep}/pause_deployment", "POST")
+    assert status in (200, 204), status
+
+
 def test_trigger_on_demand_through_the_rest_api(server, served, dataset, tmp_path):
     dep = _deployment_id(server, "on-demand")
     status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
@@ -115,25 +138,6 @@ def test_invalid_parameter_is_rejected_and_no_run_starts(server, served, dataset
         assert 400 <= status < 500, (bad, status, body)
         assert next(iter(bad)) in json.dumps(body)
     assert api(f"{server['url']}/flow_runs/count", "POST", count)[1] == before
-
-
-def test_the_schedule_produces_a_run_on_its_own(server, served):
-    dep = _deployment_id(server, "nightly")
-    status, body = api(f"{server['url']}/deployments/{dep}")
-    assert status == 200 and body["global_concurrency_limit"]["limit"] == 1, body  # no pile-up
-    assert body["concurrency_options"]["collision_strategy"] == "CANCEL_NEW", body
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        status, runs = api(f"{server['url']}/flow_runs/filter", "POST", {
-            "deployments": {"id": {"any_": [dep]}},
-            "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}})
-        assert status == 200
-        if runs:
-            break
-        time.sleep(2)
-    else:
-        raise AssertionError("no scheduled run completed: " + served["log"].read_text()[-3000:])
-    assert (served["work"] / "nightly" / "labels" / "_SUCCESS.json").exists()
 
 
 def test_the_ui_is_served_and_lists_the_deployments(server, served):

@@ -30,6 +30,12 @@ def _with_nan(folder):
     return folder
 
 
+def _negative(folder):
+    rng = np.random.RandomState(0)
+    return write_dataset(folder, rng.rand(400, 3) - 0.5, rng.randint(0, 2, 400), files=2,
+                         row_group_size=100)
+
+
 def _schemas_disagree(folder):
     _good(folder)
     table = pq.read_table(folder / "part-1.parquet")
@@ -80,6 +86,9 @@ CASES = [
      r"and .*part-1.parquet' differ \(column 'f2' is double vs int64\)"),
     ("NaN in the data", _with_nan, {}, r"NaN or inf: file '.*part-1.parquet', row 57 of that "
      r"file \(row 257 of the dataset\), column 'f1'"),
+    ("negative data for chi2", _negative, {"affinity": "chi2", "feature_columns": ["f0", "f1",
+                                                                                   "f2"]},
+     r"The input with affinity='chi2' must be non-negative .* Got a minimum of -0\.4"),
     ("duplicate ids", _duplicate_ids, {}, r"id column 'id' has duplicated values \(e.g. 1000 "
      r"appears 3 times\)"),
     ("kernel underflows", _good, {"gamma": 1e9}, r"exactly 0 between every pair of landmarks"),

@@ -1,13 +1,20 @@
 """`spectral-flow` end to end, on the embedded default (no server started by hand)."""
 
+import os
+import re
+import signal
+import subprocess
+import time
+
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from flows.params import DaskOptions, SpectralParams
 from spectral_core import SpectralClustering
 
-from .helpers import cli_env, run_cli
+from .helpers import BIN, cli_env, current_api_url, run_cli
 
 
 @pytest.mark.slow
@@ -25,17 +32,6 @@ def test_cli_run_end_to_end(blobs_data, tmp_path):
     labels = pq.read_table(out / "labels").column("label").to_numpy()
     clean = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
     np.testing.assert_array_equal(labels, clean.labels_)
-
-
-@pytest.mark.slow
-def test_cli_bad_input_exits_2_with_the_message(tmp_path):
-    code, _, err = run_cli(["run", str(tmp_path / "missing"), "--output", str(tmp_path / "o")],
-                           cli_env(tmp_path))
-    assert code == 2
-    assert "does not exist" in err
-    code, _, err = run_cli(["run", "x", "--gamma", "-1"], cli_env(tmp_path))
-    assert code == 2
-    assert "greater than 0" in err
 
 
 def test_help_documents_every_parameter(capsys):
@@ -70,10 +66,224 @@ def test_cli_with_worker_processes_shares_one_local_server(blobs_data, tmp_path)
         ["run", str(data), "--output", str(out), "--n-clusters", "3", "--gamma", "0.1",
          "--n-components", "50", "--random-state", "0", "--feature-columns", "f0,f1,f2,f3",
          "--id-column", "id", "--block-size", "1000", "--dask-processes",
-         "--dask-n-workers", "2", "--dask-threads-per-worker", "1"], cli_env(tmp_path))
+         "--dask-n-workers", "2", "--dask-threads-per-worker", "1", "--verbose"],
+        cli_env(tmp_path))  # --verbose: Prefect's INFO lines, where a temporary server shows
     assert code == 0, err[-3000:]
     assert "database is locked" not in err
     assert "Starting temporary server" not in err  # no per-process temporary API servers
     labels = pq.read_table(out / "labels").column("label").to_numpy()
     clean = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
     np.testing.assert_array_equal(labels, clean.labels_)
+
+
+# --------------------------------------------------------------------------------------------
+# Refusals: before Prefect starts, one line naming the flag, exit status 2
+# --------------------------------------------------------------------------------------------
+
+
+def _small_inputs(folder):
+    """A 400-row dataset, a 10-row one and a 400-row one with a NaN at row 57 of 'f1'."""
+    rng = np.random.RandomState(0)
+    X = rng.rand(400, 3)
+    paths = {}
+    for name, rows, values in (("good", 400, X), ("ten", 10, X[:10]), ("nan", 400, X.copy())):
+        if name == "nan":
+            values[57, 1] = np.nan
+        paths[name] = folder / name
+        paths[name].mkdir(parents=True)
+        pq.write_table(pa.table({"id": np.arange(rows), **{f"f{j}": values[:, j]
+                                                           for j in range(3)}}),
+                       paths[name] / "a.parquet", row_group_size=100)
+    return paths
+
+
+def _server_traces(tmp_path):
+    """What a local Prefect server leaves when the command starts one: its log file in the
+    command's TMPDIR (flows/server.py) and its database in PREFECT_HOME."""
+    return sorted((tmp_path / "tmp").glob("prefect-server-*.log")) + \
+        sorted((tmp_path / "prefect-home").glob("*.db"))
+
+
+def _env(tmp_path, **extra):
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return cli_env(tmp_path, TMPDIR=tmp_path / "tmp", **extra)
+
+
+REFUSED = [
+    ("input does not exist", lambda d: [str(d["good"].parent / "nope")],
+     r"spectral-flow: The input '.*/nope' does not exist\."),
+    ("missing feature column", lambda d: [str(d["good"]), "--feature-columns", "f0,f9"],
+     r"spectral-flow: --feature-columns f0,f9: The feature columns \['f9'\] are not in the "
+     r"input \(columns: \['id', 'f0', 'f1', 'f2'\]\)\."),
+    ("--n-clusters 20 on 10 rows", lambda d: [str(d["ten"]), "--n-clusters", "20"],
+     r"spectral-flow: --n-clusters 20: the input has only 10 rows, so at most 9 clusters "
+     r"\(--n-clusters <= --n-components, .*\)\."),
+    ("--gamma -1", lambda d: [str(d["good"]), "--gamma", "-1"],
+     r"spectral-flow: --gamma -1\.0: must be a float > 0\."),
+    ("bad JSON", lambda d: [str(d["good"]), "--kernel-params", "{bad"],
+     r"spectral-flow: --kernel-params: '\{bad' is not valid JSON \(Expecting property name "
+     r"enclosed in double quotes at character 1\) \(see spectral-flow run --help\)"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "args", "line"), REFUSED, ids=[c[0] for c in REFUSED])
+def test_refused_in_one_line_before_prefect_starts(tmp_path, name, args, line):
+    data = _small_inputs(tmp_path / "data")
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["run", *args(data), "--output", str(out)], _env(tmp_path))
+    assert code == 2, err[-3000:]
+    assert len(err.splitlines()) == 1, err[-3000:]
+    assert re.fullmatch(line, err.strip()), err
+    assert stdout == ""
+    assert _server_traces(tmp_path) == []  # no server was started
+    assert not out.exists()
+
+
+def _spectral_runs() -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(flow_filter=FlowFilter(
+            name=FlowFilterName(any_=["spectral-clustering"])), limit=200)
+
+
+@pytest.mark.slow
+def test_a_refusal_creates_no_flow_run_on_a_configured_server(tmp_path):
+    """With PREFECT_API_URL set (a real server): a parameter or path refusal makes no flow
+    run; the NaN refusal, which needs a pass over the data, makes exactly one."""
+    data = _small_inputs(tmp_path / "data")
+    env = _env(tmp_path, PREFECT_API_URL=current_api_url())
+    before = len(_spectral_runs())
+    for _, args, _ in REFUSED:
+        code, _, err = run_cli(["run", *args(data), "--output", str(tmp_path / "o")], env)
+        assert code == 2, err[-3000:]
+    assert len(_spectral_runs()) == before
+    code, _, err = run_cli(["run", str(data["nan"]), "--output", str(tmp_path / "o"),
+                            "--n-components", "20", "--n-clusters", "2"], env)
+    assert code == 2, err[-3000:]
+    assert len(_spectral_runs()) == before + 1  # the query does see the command's runs
+
+
+@pytest.mark.slow
+def test_nan_is_one_line_and_leaves_nothing(tmp_path):
+    data = _small_inputs(tmp_path / "data")
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    code, stdout, err = run_cli(["run", str(data["nan"]), "--output", str(out),
+                                 "--checkpoint-dir", str(ckpt), "--n-components", "20",
+                                 "--n-clusters", "2"], _env(tmp_path))
+    assert code == 2, err[-3000:]
+    assert err.splitlines() == [
+        f"spectral-flow: The input contains NaN or inf: file '{data['nan'] / 'a.parquet'}', "
+        "row 57 of that file (row 57 of the dataset), column 'f1' (value nan). Remove or "
+        "impute those values first."], err[-3000:]
+    assert stdout == ""
+    assert not out.exists() and not ckpt.exists()
+    assert _server_traces(tmp_path)  # found by the flow: a server was started for it
+
+
+@pytest.mark.slow
+def test_verbose_shows_the_traceback(tmp_path):
+    data = _small_inputs(tmp_path / "data")
+    code, _, err = run_cli(["run", str(data["good"]), "--gamma", "-1", "--verbose"],
+                           _env(tmp_path))
+    assert code == 2
+    assert "Traceback (most recent call last)" in err
+    assert err.splitlines()[-1] == "spectral-flow: --gamma -1.0: must be a float > 0."
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_run_is_one_line_and_exit_130(blobs_data, tmp_path):
+    data, _, _ = blobs_data
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [str(BIN / "spectral-flow"), "run", str(data), "--output", str(out), "--n-clusters",
+         "3", "--n-components", "50", "--block-size", "100"], env=_env(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        marker = out / "checkpoints" / "spectral-checkpoints.json"  # the input was validated
+        deadline = time.monotonic() + 240
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.exists(), "the flow never started"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 130, err[-3000:]
+    assert err.splitlines() == ["spectral-flow: interrupted"], err[-3000:]
+
+
+# --------------------------------------------------------------------------------------------
+# The same, in this process (no subprocess, no server)
+# --------------------------------------------------------------------------------------------
+
+
+def _checked(tmp_path, *args):
+    """The flags parsed and checked as `spectral-flow run` does before it starts Prefect."""
+    from flows.cli import _params_from_args, build_parser
+    from tasks.preflight import build_job
+
+    data = _small_inputs(tmp_path / "data")
+    parsed = build_parser().parse_args(["run", str(data["good"]), "--output",
+                                        str(tmp_path / "out"), *args])
+    params = _params_from_args(parsed)
+    build_job(params.model_dump(exclude={"dask"}), hash_files=False)
+    return params
+
+
+def test_n_init_10_and_an_empty_eigen_solver_are_accepted(tmp_path):
+    params = _checked(tmp_path, "--n-init", "10", "--eigen-solver", "", "--n-components", "20")
+    assert params.n_init == 10
+    assert params.eigen_solver is None  # dense LAPACK, as --help says
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_usage_error_is_one_line(capsys):
+    from flows.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "x", "--kernel-params", "[1, 2]"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "spectral-flow: --kernel-params: '[1, 2]' is not a JSON object (see spectral-flow run "
+        "--help)"]
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--n-clusters", "200"], "--n-clusters 200: must be an int in the range "
+     "[1, --n-components=100 (the default)]."),
+    (["--affinity", "nearest_neighbors", "--n-components", "5"], "--n-clusters (default 8): "
+     "must be an int in the range [1, --n-components=5]."),
+    (["--block-size", "0"], "--block-size 0: Input should be greater than or equal to 1"),
+    (["--dask-n-workers", "0"], "--dask-n-workers 0: Input should be greater than or equal "
+     "to 1"),
+])
+def test_a_parameter_refusal_names_the_flag(tmp_path, args, line):
+    from pydantic import ValidationError
+
+    from flows.cli import _values_from_args, build_parser, refusal_line
+
+    parsed = build_parser().parse_args(["run", str(tmp_path), *args])
+    with pytest.raises(ValidationError) as refused:
+        _checked(tmp_path, *args)
+    assert refusal_line(refused.value, _values_from_args(parsed)) == line
+
+
+def test_too_few_rows_for_the_default_n_components_names_it(tmp_path):
+    from flows.cli import _values_from_args, build_parser, refusal_line
+    from flows.params import SpectralParams
+    from tasks.preflight import TooFewRows, build_job
+
+    data = _small_inputs(tmp_path / "data")
+    parsed = build_parser().parse_args(["run", str(data["ten"]), "--n-clusters", "5"])
+    values = _values_from_args(parsed)
+    with pytest.raises(TooFewRows) as refused:
+        build_job(SpectralParams(**values).model_dump(exclude={"dask"}), hash_files=False)
+    assert refusal_line(refused.value, values) == (
+        "--n-components (default 100): must be < the input's 10 rows (it is the number of "
+        "landmark rows); use a value in [5, 9] (at least --n-clusters 5).")

@@ -22,7 +22,11 @@ from spectral_core import SpectralClustering
 from .conftest import write_dataset
 from .helpers import BIN, cli_env, current_api_url
 
-RUNS = 30
+#: Runs back to back. 30 runs did not fail on the racy code on this machine (the flow's gap
+#: between passes is above the race's ~20 ms window); the pass-level stress test in
+#: tests/tasks/test_parallel.py is the one that fails on it. These runs check the product end
+#: to end with many parts and scatter cycles, so a handful is enough.
+RUNS = 8
 ESTIMATOR = dict(n_clusters=3, gamma=0.1, n_components=20)
 
 

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tasks.io import InputError
-from tasks.planning import ALLOWED_ROOTS_ENV, build_job
+from tasks.preflight import ALLOWED_ROOTS_ENV, build_job
 
 
 def _params(data, out, **kw):

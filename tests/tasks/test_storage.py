@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tasks.io import InputError, plan_dataset, read_block
-from tasks.planning import ALLOWED_ROOTS_ENV, allowed_roots, confine
+from tasks.preflight import ALLOWED_ROOTS_ENV, allowed_roots, confine
 from tasks.storage import MissingExtraError, StorageError, Store, open_store, within
 
 

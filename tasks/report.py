@@ -1,0 +1,283 @@
+"""The run's pictures: the spectrum with its eigengap, the cluster sizes, the embedding.
+
+``write_outputs`` calls :func:`sample_embedding` (a few checkpointed parts, read on the
+workers) and :func:`render_figures`, then puts the PNGs in the Prefect markdown artifact and
+in one self-contained ``report.html``. matplotlib is imported here, lazily, and used through
+``matplotlib.figure.Figure`` alone: no pyplot, so no global figure registry and no GUI backend,
+which is what makes it safe on a Dask worker thread (PNG output is drawn by Agg).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import itertools
+from typing import Any
+
+import numpy as np
+
+from .io import Part, read_part
+from .job import Block, Job
+from .parallel import fan_out
+from .stages import committed, embed_parts
+from .storage import Store
+
+#: Rows of the embedding the scatter shows: enough to see the clusters, few enough that the
+#: PNG stays small and the points do not paint the plot solid.
+SAMPLE_ROWS = 2_000
+#: Parts the sample is read from: at most this many embedding and label parts are opened
+#: (one block each), whatever the size of the dataset.
+SAMPLE_PARTS = 16
+#: Resolution of every figure; 100 dpi keeps the three PNGs near 100 KB in all.
+DPI = 100
+
+
+# --------------------------------------------------------------------------------------------
+# The sample of the embedding
+# --------------------------------------------------------------------------------------------
+
+
+def _sample_part(item: tuple[Block, Part, Part, np.ndarray], embed_store: Store,
+                 embed_key: str, label_store: Store, label_key: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen rows of one embedding part and their raw labels (read on a worker)."""
+    _, embed_part, label_part, local = item
+    U = read_part(embed_store, embed_part, stage="embed", expect={"key": embed_key})[0]["u"]
+    raw = read_part(label_store, label_part, stage="assign_labels",
+                    expect={"key": label_key})[0]["raw"]
+    return U[local], raw[local]
+
+
+def sample_embedding(job: Job, rows: int = SAMPLE_ROWS, parts: int = SAMPLE_PARTS
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Up to ``rows`` rows of the embedding: their row numbers in the dataset (n_sample,),
+    their embedding (n_sample, k) and their raw labels (n_sample,).
+
+    At most ``parts`` blocks are chosen at random, then rows within them in proportion to
+    their size, so the memory and the reads are bounded by ``parts`` blocks. Seeded by the
+    run's seed: a rerun draws the same picture.
+    """
+    embed_store, embed_list = embed_parts(job)
+    labels = committed(job, "assign_labels")
+    if labels is None:
+        raise ValueError("The report needs the assign_labels stage's manifest; it is missing.")
+    blocks = job.plan.blocks
+    rng = np.random.default_rng(job.seed)
+    chosen = np.sort(rng.choice(len(blocks), size=min(parts, len(blocks)), replace=False))
+    available = sum(blocks[i].rows for i in chosen)
+    items = []
+    for i in chosen:
+        b = blocks[i]
+        take = min(b.rows, round(rows * b.rows / available))
+        if take:
+            local = np.sort(rng.choice(b.rows, size=take, replace=False))
+            items.append((b, embed_list[i], labels.parts[i], local))
+    found = fan_out(_sample_part, items, embed_store, job.stage_keys["embed"],
+                    job.stage_store("assign_labels"), job.stage_keys["assign_labels"])
+    return (np.concatenate([b.start + local for b, _, _, local in items]),
+            np.concatenate([u for u, _ in found]),
+            np.concatenate([raw for _, raw in found]))
+
+
+def principal_axes(U: np.ndarray) -> np.ndarray:
+    """The sample's coordinates on its first two principal axes (n, 2), for display only.
+
+    The row-normalized embedding has n_clusters (or more) columns; its clusters sit near
+    distinct directions, which the two axes of largest variance separate best in a plane.
+    """
+    centred = U - U.mean(axis=0)
+    _, _, Vt = np.linalg.svd(centred, full_matrices=False)
+    xy = centred @ Vt[:2].T
+    return xy if xy.shape[1] == 2 else np.column_stack([xy, np.zeros(len(xy))])
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _colours(n: int) -> list:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def plot_spectrum(spectrum: list[float], suggested: int | None, n_clusters: int) -> bytes:
+    """The leading eigenvalues, the largest gap shaded, the suggestion and the run's
+    n_clusters marked."""
+    from matplotlib.ticker import MaxNLocator
+
+    values = np.asarray(spectrum, dtype=float)
+    index = np.arange(1, values.size + 1)
+    fig = _figure(6.4, 3.6)
+    ax = fig.add_subplot()
+    ax.plot(index, values, "o-", color="#1f4e79", markersize=4, linewidth=1)
+    if suggested is not None:
+        gap = values[suggested - 1] - values[suggested]
+        pair = rf"$\lambda_{{{suggested}}} - \lambda_{{{suggested + 1}}}$"
+        ax.axvspan(suggested, suggested + 1, color="#f4a261", alpha=0.35,
+                   label=f"largest gap: {pair} = {gap:.3g}")
+        ax.annotate("", xy=(suggested + 0.5, values[suggested]),
+                    xytext=(suggested + 0.5, values[suggested - 1]),
+                    arrowprops={"arrowstyle": "<->", "color": "#c0392b", "lw": 1.5})
+    ax.axvline(n_clusters + 0.5, color="#555555", linestyle="--", linewidth=1,
+               label=f"n_clusters = {n_clusters} (this run)")
+    ax.set_xlabel("k")
+    ax.set_ylabel(r"eigenvalue $\lambda_k$ of $D^{-1/2} K D^{-1/2}$")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, values.size + 0.5)
+    ax.set_title("Spectrum: suggested n_clusters = "
+                 f"{suggested if suggested is not None else 'none (one eigenvalue)'}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    return _png(fig)
+
+
+def plot_cluster_sizes(sizes: list[int]) -> bytes:
+    """One bar per cluster, coloured as in the embedding scatter, with its row count."""
+    fig = _figure(6.4, 3.2)
+    ax = fig.add_subplot()
+    labels = np.arange(len(sizes))
+    bars = ax.bar(labels, sizes, color=_colours(len(sizes)))
+    if len(sizes) <= 20:
+        ax.bar_label(bars, labels=[f"{n:,}" for n in sizes], fontsize=8)
+        ax.set_xticks(labels)
+    ax.set_xlabel("cluster")
+    ax.set_ylabel("rows")
+    ax.set_title(f"Cluster sizes ({sum(sizes):,} rows)")
+    ax.margins(y=0.12)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def plot_embedding(xy: np.ndarray, labels: np.ndarray, n_rows: int) -> bytes:
+    """The sample on its two principal axes, one colour per cluster."""
+    fig = _figure(6.4, 4.8)
+    ax = fig.add_subplot()
+    n_labels = int(labels.max(initial=-1)) + 1
+    colours = _colours(max(n_labels, 1))
+    noise = labels < 0  # an assigner that marks outliers with -1
+    if noise.any():
+        ax.scatter(xy[noise, 0], xy[noise, 1], s=5, color="#999999", label="unassigned")
+    for c in range(n_labels):
+        mine = labels == c
+        if mine.any():
+            ax.scatter(xy[mine, 0], xy[mine, 1], s=5, color=colours[c], label=str(c),
+                       alpha=0.8, linewidths=0)
+    if n_labels <= 20:
+        ax.legend(title="cluster", fontsize=7, title_fontsize=8, markerscale=2.5,
+                  loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.set_xlabel("principal axis 1")
+    ax.set_ylabel("principal axis 2")
+    ax.set_title(f"Embedding: {len(labels):,} of {n_rows:,} rows")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def render_figures(summary: dict[str, Any], xy: np.ndarray, labels: np.ndarray
+                   ) -> dict[str, bytes]:
+    """The three PNGs, by name: ``spectrum``, ``cluster_sizes``, ``embedding``."""
+    return {
+        "spectrum": plot_spectrum(summary["spectrum"], summary["suggested_n_clusters"],
+                                  summary["parameters"]["n_clusters"]),
+        "cluster_sizes": plot_cluster_sizes(summary["cluster_sizes"]),
+        "embedding": plot_embedding(xy, labels, summary["input"]["rows"]),
+    }
+
+
+CAPTIONS = {
+    "spectrum": "Leading eigenvalues of the normalized affinity; the largest gap suggests "
+                "n_clusters",
+    "cluster_sizes": "Rows per cluster",
+    "embedding": "A sample of the spectral embedding on its first two principal axes, "
+                 "coloured by label",
+}
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+# --------------------------------------------------------------------------------------------
+# The HTML report
+# --------------------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[Any]], numeric: set[int]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td{' class=num' if i in numeric else ''}>"
+                         f"{html.escape(str(v))}</td>" for i, v in enumerate(row)) + "</tr>"
+        for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 1.5em; }
+figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
+img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; } td.num { text-align: right; }
+.suggestion { font-size: 1.1em; background: #fff4e5; padding: 0.5em 1em;
+              border-left: 4px solid #f4a261; }
+"""
+
+
+def report_html(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
+    """One self-contained HTML page: the suggestion, the three figures (inline PNGs) and the
+    tables of the summary."""
+    sizes = summary["cluster_sizes"]
+    total = max(sum(sizes), 1)
+    suggested = summary["suggested_n_clusters"]
+    n_clusters = summary["parameters"]["n_clusters"]
+    parts = [
+        "<!DOCTYPE html>", "<html lang=en><head><meta charset=utf-8>",
+        "<title>Spectral clustering report</title>", f"<style>{_STYLE}</style></head><body>",
+        "<h1>Spectral clustering</h1>",
+        f"<p>{summary['input']['rows']:,} rows from {summary['input']['files']} file(s); "
+        f"labels in <code>{html.escape(str(summary['outputs']['labels']))}</code>.</p>",
+        f"<p class=suggestion>{html.escape(suggestion_sentence(suggested, n_clusters))}</p>",
+    ]
+    for name, png in figures.items():
+        parts.append(f'<figure><img src="{data_uri(png)}" alt="{html.escape(CAPTIONS[name])}">'
+                     f"<figcaption>{html.escape(CAPTIONS[name])}</figcaption></figure>")
+    parts += ["<h2>Clusters</h2>", _table(
+        ["cluster", "rows", "share"],
+        [[i, f"{n:,}", f"{100 * n / total:.1f}%"] for i, n in enumerate(sizes)], {0, 1, 2})]
+    spectrum = summary["spectrum"]
+    gaps = [f"{v - w:.6f}" for v, w in itertools.pairwise(spectrum)] + [""]
+    parts += ["<h2>Spectrum</h2>", _table(
+        ["k", "eigenvalue", "gap to the next"],
+        [[i + 1, f"{v:.6f}", g] for i, (v, g) in enumerate(zip(spectrum, gaps, strict=True))],
+        {0, 1, 2})]
+    parts += ["<h2>Stages</h2>", _table(
+        ["stage", "seconds", "state", "parts computed"],
+        [[s, f"{info['seconds']:.2f}", info["state"],
+          "" if info["parts"] is None else f"{info['parts_computed']}/{info['parts']}"]
+         for s, info in summary["stages"].items()], {1, 3})]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def suggestion_sentence(suggested: int | None, n_clusters: int) -> str:
+    if suggested is None:
+        return "No eigengap suggestion: the approximation has rank 1."
+    verdict = "the same as this run's" if suggested == n_clusters else \
+        f"this run used n_clusters = {n_clusters}"
+    return (f"Suggested n_clusters (largest eigengap of the spectrum): {suggested}; "
+            f"{verdict}.")

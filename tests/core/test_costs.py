@@ -1,0 +1,66 @@
+"""The cached-kernel choice (spectral_core._costs) and the lazy package import."""
+
+import json
+import subprocess
+import sys
+
+import dask
+import numpy as np
+import pytest
+
+from spectral_core import _costs, _kernel_blocks, make_kernel, sample_landmarks
+from spectral_core._kernels import KERNEL_AFFINITIES
+
+
+def test_kernel_affinities_match_scikit_learn():
+    from sklearn.metrics.pairwise import PAIRWISE_KERNEL_FUNCTIONS
+
+    assert KERNEL_AFFINITIES == tuple(sorted(PAIRWISE_KERNEL_FUNCTIONS))
+
+
+def test_import_loads_neither_scikit_learn_nor_dask():
+    code = ("import json, sys, spectral_core; print(json.dumps(sorted({m.split('.')[0] for m in "
+            "sys.modules} & {'sklearn', 'dask', 'scipy', 'pandas'})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_numpy_fit_never_imports_dask():
+    code = ("import sys, numpy as np; from spectral_core import SpectralClustering; "
+            "X = np.random.default_rng(0).normal(size=(500, 3)); "
+            "SpectralClustering(2, n_components=20, random_state=0).fit(X); "
+            "print('dask' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_probes_are_positive_and_cached():
+    c_k = _costs.kernel_seconds_per_value("float64", 10, 100)
+    assert 0 < c_k < 1e-5
+    assert _costs.kernel_seconds_per_value("float64", 10, 100) == c_k
+    f = _costs.fresh_memory_seconds_per_byte()
+    assert 0 < f < 1e-6
+    assert _costs.fresh_memory_seconds_per_byte() == f
+
+
+@pytest.mark.parametrize(("f", "c_k", "keep"), [(1e-9, 10e-9, True), (6e-9, 10e-9, False)])
+def test_keeping_pays_compares_page_in_with_two_passes(monkeypatch, f, c_k, keep):
+    monkeypatch.setattr(_costs, "fresh_memory_seconds_per_byte", lambda: f)
+    monkeypatch.setattr(_costs, "kernel_seconds_per_value", lambda *a: c_k)
+    # 10⁸ float64 values: page-in f·8e8 s against 2·10⁸·c_k / 2 threads.
+    assert _costs.keeping_pays(10**8, 8, 10, 100, threads=2) is keep
+    assert _costs.keeping_pays(1000, 8, 10, 100, threads=2)  # small C: always kept
+
+
+def test_configured_budget_overrides_the_model(monkeypatch):
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    landmarks = sample_landmarks(X, 20, random_state=0)
+    kernel = make_kernel("rbf", gamma=0.5)
+    monkeypatch.setattr(_costs, "keeping_pays", lambda *a, **k: False)
+    with dask.config.set({"spectral_core.kernel-cache": None}):
+        assert _kernel_blocks.choose_cache_budget(X, landmarks, kernel, 2) == 0
+    monkeypatch.setattr(_costs, "keeping_pays", lambda *a, **k: True)
+    with dask.config.set({"spectral_core.kernel-cache": None}):
+        assert _kernel_blocks.choose_cache_budget(X, landmarks, kernel, 2) > 0
+    with dask.config.set({"spectral_core.kernel-cache": "1MiB"}):
+        assert _kernel_blocks.choose_cache_budget(X, landmarks, kernel, 2) == 2**20

@@ -1,0 +1,64 @@
+"""Prefect's own UI shows the report's figures inline in the run's markdown artifact."""
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from flows.server import free_port
+from tasks import report
+from tasks.planning import _markdown
+
+from ..browser import near, rgb_pixels, screenshot
+from .conftest import BIN, api, base_env, stop, wait_healthy
+
+pytestmark = pytest.mark.slow
+
+#: matplotlib's tab10 blue, orange and green: the bars of clusters 0, 1, 2. Prefect's dark UI
+#: draws nothing in these colours, so they count the figures' pixels alone.
+TAB10 = [(31, 119, 180), (255, 127, 14), (44, 160, 44)]
+
+
+def _summary() -> dict:
+    return {
+        "input": {"rows": 6000, "files": 3},
+        "outputs": {"labels": "/out/labels", "report": "/out/report.html"},
+        "parameters": {"n_clusters": 3},
+        "spectrum": [1.0, 1.0, 0.9998, *np.linspace(0.07, 0.01, 17).tolist()],
+        "eigenvalues": [1.0, 1.0, 0.9998],
+        "suggested_n_clusters": 3,
+        "cluster_sizes": [2000, 2000, 2000],
+        "stages": {"embed": {"seconds": 1.0, "state": "Completed", "parts": 6,
+                             "parts_computed": 6}},
+    }
+
+
+def test_prefect_ui_renders_the_artifact_figures(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    # The UI asks /ui-settings where the API is: this server, not the default port 4200.
+    env = base_env(tmp_path / "home", PREFECT_UI_API_URL=url)
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port), "--no-services"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_healthy(url, proc, tmp_path / "server.log")
+        rng = np.random.default_rng(0)
+        labels = np.repeat(np.arange(3), 300)
+        xy = np.eye(3)[labels][:, :2] + 0.05 * rng.standard_normal((900, 2))
+        summary = _summary()
+        markdown = _markdown(summary, report.render_figures(summary, xy, labels))
+        status, artifact = api(url + "/artifacts/", "POST", {
+            "key": "spectral-clustering-summary", "type": "markdown", "data": markdown})
+        assert status == 201, artifact
+        shot = tmp_path / "ui.png"
+        screenshot(f"http://127.0.0.1:{port}/artifacts/artifact/{artifact['id']}", shot,
+                   tmp_path / "chromium-profile", size="1400,2400", wait_ms=30_000)
+    finally:
+        stop(proc)
+    pixels = rgb_pixels(shot)
+    # Each cluster's bar (about 100 × 150 px on screen) and its scatter points: the data
+    # URIs were rendered as images, not shown as text or dropped by a sanitizer.
+    for colour in TAB10:
+        assert near(pixels, colour) > 5_000, (colour, near(pixels, colour))
