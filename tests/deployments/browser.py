@@ -7,7 +7,6 @@ No mock: the Prefect UI's own JavaScript runs against the real server. The DOM c
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -15,25 +14,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
+from ..browser import chromium
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-dev-shm-usage"]
-
-
-def chromium() -> str:
-    """The Chromium binary; installed with apt-get on a fresh CI machine run as root."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True,
-                       capture_output=True, env={**os.environ,
-                                                 "DEBIAN_FRONTEND": "noninteractive"})
-        found = shutil.which("chromium")
-    if not found:
-        pytest.fail("Chromium is not installed (Debian: apt-get install chromium); the UI "
-                    "tests need a real browser.")
-    return found
 
 
 def dump_dom(url: str, budget_ms: int = 15000) -> str:
