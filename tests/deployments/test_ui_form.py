@@ -87,9 +87,13 @@ def test_an_out_of_range_value_is_flagged_under_its_field(server, served):
     with Page(_form_url(server, dep)) as page:
         page.wait_for("document.body.innerText.includes('n_clusters') && [...document"
                       ".querySelectorAll('button')].some(b => b.innerText.trim() === 'Submit')")
-        time.sleep(2)  # the form fills in its defaults
+        # The form fills in the deployment's values after it renders: type only after that
+        # (a fixed pause was too short on a loaded machine), and check what was typed stayed.
+        page.wait_for(_value_of("n_components") + " === '500'")
         for name, value in (("n_clusters", "0"), ("gamma", "-1")):
             page.evaluate(_type_into(name, value))
+            page.wait_for(f"{_value_of(name)} === {json.dumps(value)}")
+        time.sleep(1)  # let the form's model take the changes before Submit
         page.click_button("Submit")
         messages = page.wait_for(
             "(() => { const m = [...document.querySelectorAll('.p-label__message')]"
@@ -100,6 +104,18 @@ def test_an_out_of_range_value_is_flagged_under_its_field(server, served):
         assert any(m.startswith("gamma (Optional): -1 ") for m in messages), messages
         assert page.evaluate("location.pathname").endswith("/run")  # still on the form
     assert _runs(server, dep).keys() == before.keys()
+
+
+def _field_js(label):
+    """JavaScript: the form field titled ``label`` (its first word)."""
+    return ("[...document.querySelectorAll('.schema-form-property')]"
+            ".find(e => e.querySelector('.schema-form-property__label')?.innerText.trim()"
+            f".split(' ')[0] === {json.dumps(label)})")
+
+
+def _value_of(label):
+    """JavaScript: the current value of the input of the field titled ``label``."""
+    return f"{_field_js(label)}.querySelector('input, textarea').value"
 
 
 def _type_into(label, value):
@@ -119,9 +135,10 @@ def test_an_untouched_form_starts_a_run_with_the_defaults(server, served, tmp_pa
     with Page(_form_url(server, dep)) as page:
         page.wait_for("document.body.innerText.includes('output_dir') && [...document"
                       ".querySelectorAll('button')].some(b => b.innerText.trim() === 'Submit')")
-        time.sleep(2)
+        page.wait_for(_value_of("n_components") + " === '500'")  # the defaults are in
         page.evaluate(_type_into("output_dir", str(out)))  # the one field changed
-        time.sleep(0.5)
+        page.wait_for(f"{_value_of('output_dir')} === {json.dumps(str(out))}")
+        time.sleep(1)  # let the form's model take the change before Submit
         page.click_button("Submit")
         page.wait_for("!location.pathname.endsWith('/run')")  # to the deployment's page
     new = [run for rid, run in _runs(server, dep).items() if rid not in before]
@@ -160,12 +177,6 @@ def test_the_server_accepts_what_the_form_sends_for_untouched_fields(server, ser
         api(f"{server['url']}/flow_runs/{run['id']}", "DELETE")
 
 
-def _field_js(label):
-    return ("[...document.querySelectorAll('.schema-form-property')].find(e => e.querySelector("
-            "'.schema-form-property__label')?.innerText.trim().split(' ')[0] === "
-            f"{json.dumps(label)})")
-
-
 def test_the_reshaped_fields_take_a_value(server, served, tmp_path):
     """eigen_solver's dropdown, n_init's toggle to a number, gamma's toggle to None (and
     None picked in its dropdown)."""
@@ -175,7 +186,7 @@ def test_the_reshaped_fields_take_a_value(server, served, tmp_path):
     with Page(_form_url(server, dep)) as page:
         page.wait_for("document.body.innerText.includes('eigen_solver') && [...document"
                       ".querySelectorAll('button')].some(b => b.innerText.trim() === 'Submit')")
-        time.sleep(2)
+        page.wait_for(_value_of("n_components") + " === '500'")  # the defaults are in
         page.evaluate(_type_into("output_dir", str(out)))
         page.evaluate(f"(() => {{ const s = {_field_js('eigen_solver')}.querySelector('select');"
                       " s.value = 'lobpcg'; s.dispatchEvent(new Event('change', "
@@ -192,7 +203,8 @@ def test_the_reshaped_fields_take_a_value(server, served, tmp_path):
                       " s.dispatchEvent(new Event('change', {bubbles: true}));"
                       " return true; })()")
         page.evaluate(_type_into("n_init", "4"))
-        time.sleep(0.5)
+        page.wait_for(f"{_value_of('n_init')} === '4'")
+        time.sleep(1)  # let the form's model take the last change before Submit
         page.click_button("Submit")
         left = page.wait_for("!location.pathname.endsWith('/run') || [...document"
                              ".querySelectorAll('.p-label__message, .p-toast')].map(e => "

@@ -200,24 +200,19 @@ def test_ctrl_c_during_the_run_is_one_line_and_exit_130(blobs_data, tmp_path):
     proc = subprocess.Popen(
         [str(BIN / "spectral-flow"), "run", str(data), "--output", str(out), "--n-clusters",
          "3", "--n-components", "50", "--block-size", "100"], env=_env(tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # As from a terminal: SIGINT at its default. A process inherits an ignored SIGINT, and
+        # Python then raises no KeyboardInterrupt at all; an earlier test in this pytest
+        # process leaves it ignored (the run then went on to complete, exit 0).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         marker = out / "checkpoints" / "spectral-checkpoints.json"  # the input was validated
         deadline = time.monotonic() + 240
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert marker.exists(), "the flow never started"
-        # Once seen on a loaded machine (load average > 10): the first SIGINT was lost and the
-        # run completed with exit 0 (the interrupt landed in code outside ours that swallows
-        # it). A user presses Ctrl-C again; so does this test, 20 s later.
-        err = ""
-        for _ in range(6):
-            proc.send_signal(signal.SIGINT)
-            try:
-                _, err = proc.communicate(timeout=20)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
