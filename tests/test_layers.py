@@ -5,14 +5,19 @@ import subprocess
 import sys
 
 
-def test_spectral_core_does_not_import_prefect():
-    code = (
-        "import json, sys, spectral_core; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect')))"
-    )
+def _loaded(imports: str, roots: set[str]) -> list[str]:
+    """Which of the top-level packages ``roots`` a fresh interpreter has loaded after
+    ``import <imports>``."""
+    wanted = repr(set(roots))
+    code = (f"import json, sys, {imports}; "
+            f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {wanted})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    assert json.loads(out.stdout) == []
+    return json.loads(out.stdout)
+
+
+def test_spectral_core_does_not_import_prefect():
+    assert _loaded("spectral_core", {"prefect"}) == []
 
 
 def test_ruff_is_clean():
@@ -29,23 +34,12 @@ def test_matplotlib_is_imported_only_to_draw_the_report():
     """The flow's modules (and the library) load without matplotlib: the report imports it
     when it draws, on the worker, so a flow import or a deployment's start does not pay for
     it."""
-    code = (
-        "import json, sys, spectral_core, flows.spectral, flows.cli, tasks.report; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert json.loads(out.stdout) == []
+    assert _loaded("spectral_core, flows.spectral, flows.cli, tasks.report",
+                   {"matplotlib"}) == []
 
 
 def test_the_command_line_checks_import_no_prefect():
     """`spectral-flow run` checks paths, columns and parameters before Prefect starts: the
     modules it needs for that must not import Prefect (nor start anything)."""
-    code = (
-        "import json, sys, flows.params, tasks.preflight; "
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} "
-        "& {'prefect', 'prefect_dask', 'distributed'})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert json.loads(out.stdout) == []
+    assert _loaded("flows.params, tasks.preflight",
+                   {"prefect", "prefect_dask", "distributed"}) == []
