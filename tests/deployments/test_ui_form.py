@@ -85,11 +85,7 @@ def test_an_out_of_range_value_is_flagged_under_its_field(server, served):
     dep = _deployment(server)
     before = _runs(server, dep)
     with Page(_form_url(server, dep)) as page:
-        page.wait_for("document.body.innerText.includes('n_clusters') && [...document"
-                      ".querySelectorAll('button')].some(b => b.innerText.trim() === 'Submit')")
-        # The form fills in the deployment's values after it renders: type only after that
-        # (a fixed pause was too short on a loaded machine), and check what was typed stayed.
-        page.wait_for(_value_of("n_components") + " === '500'")
+        _wait_for_the_form(page, "n_clusters")
         for name, value in (("n_clusters", "0"), ("gamma", "-1")):
             page.evaluate(_type_into(name, value))
             page.wait_for(f"{_value_of(name)} === {json.dumps(value)}")
@@ -118,12 +114,18 @@ def _value_of(label):
     return f"{_field_js(label)}.querySelector('input, textarea').value"
 
 
+def _wait_for_the_form(page, field):
+    """Until ``field`` and Submit are shown and the form has filled in the deployment's
+    values, which it does after rendering: typing before that is overwritten (a fixed pause
+    was too short on a loaded machine). Tests also check that what they typed stayed."""
+    page.wait_for(f"document.body.innerText.includes({json.dumps(field)}) && [...document"
+                  ".querySelectorAll('button')].some(b => b.innerText.trim() === 'Submit')")
+    page.wait_for(_value_of("n_components") + " === '500'")
+
+
 def _type_into(label, value):
     """JavaScript: type ``value`` into the input of the field titled ``label``."""
-    return ("(() => { const field = [...document.querySelectorAll('.schema-form-property')]"
-            ".find(e => e.querySelector('.schema-form-property__label')?.innerText.trim()"
-            f".split(' ')[0] === {json.dumps(label)});"
-            " const input = field.querySelector('input, textarea');"
+    return (f"(() => {{ const input = {_field_js(label)}.querySelector('input, textarea');"
             f" input.value = {json.dumps(value)};"
             " input.dispatchEvent(new Event('input', {bubbles: true})); return true; })()")
 
@@ -133,9 +135,7 @@ def test_an_untouched_form_starts_a_run_with_the_defaults(server, served, tmp_pa
     before = _runs(server, dep)
     out = tmp_path / "out"
     with Page(_form_url(server, dep)) as page:
-        page.wait_for("document.body.innerText.includes('output_dir') && [...document"
-                      ".querySelectorAll('button')].some(b => b.innerText.trim() === 'Submit')")
-        page.wait_for(_value_of("n_components") + " === '500'")  # the defaults are in
+        _wait_for_the_form(page, "output_dir")
         page.evaluate(_type_into("output_dir", str(out)))  # the one field changed
         page.wait_for(f"{_value_of('output_dir')} === {json.dumps(str(out))}")
         time.sleep(1)  # let the form's model take the change before Submit
@@ -184,9 +184,7 @@ def test_the_reshaped_fields_take_a_value(server, served, tmp_path):
     before = _runs(server, dep)
     out = tmp_path / "out"
     with Page(_form_url(server, dep)) as page:
-        page.wait_for("document.body.innerText.includes('eigen_solver') && [...document"
-                      ".querySelectorAll('button')].some(b => b.innerText.trim() === 'Submit')")
-        page.wait_for(_value_of("n_components") + " === '500'")  # the defaults are in
+        _wait_for_the_form(page, "eigen_solver")
         page.evaluate(_type_into("output_dir", str(out)))
         page.evaluate(f"(() => {{ const s = {_field_js('eigen_solver')}.querySelector('select');"
                       " s.value = 'lobpcg'; s.dispatchEvent(new Event('change', "
