@@ -7,17 +7,13 @@ import subprocess
 import numpy as np
 import pytest
 
+from .system import apt_install
+
 
 def chromium() -> str:
     """The browser's path; installed from Debian's package when missing and running as root."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
-        # CI machines start without a browser: Debian's package installs in about a minute.
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True,
-                       capture_output=True, env={**os.environ,
-                                                 "DEBIAN_FRONTEND": "noninteractive"})
-        found = shutil.which("chromium")
+    found = apt_install("chromium", lambda: shutil.which("chromium")
+                        or shutil.which("chromium-browser"))
     if not found:
         pytest.fail("Chromium is not installed (Debian: apt-get install chromium); this test "
                     "renders the report in a real browser.")

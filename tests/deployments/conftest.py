@@ -18,6 +18,11 @@ from flows.server import free_port
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
 
+#: The tests that use the session's server and served deployments run in order on one
+#: pytest-xdist worker: one server and one `deployments.serve` for all of them, and the
+#: nightly schedule's test (paused after it) sees no other test's runs.
+ON_THE_SERVER = pytest.mark.xdist_group("deployments-server")
+
 
 def api(url, method="GET", body=None, timeout=30):
     """(status, JSON body) of a request to the Prefect REST API; 4xx/5xx are returned too.

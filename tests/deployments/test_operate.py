@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import BIN, api, wait_for_run
+from .conftest import BIN, ON_THE_SERVER, api, wait_for_run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ON_THE_SERVER]
 
 
 def _run_params(dataset, out, **extra):

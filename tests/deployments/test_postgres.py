@@ -11,24 +11,22 @@ import pytest
 
 from flows.server import free_port
 
+from ..system import apt_install
 from .conftest import BIN, ROOT, api, base_env, stop, wait_for_run, wait_healthy
 
 pytestmark = pytest.mark.slow
 
 
 def _pg_bin() -> str:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
-        # CI machines start without PostgreSQL: Debian's package installs in ~15 s.
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True,
-                       capture_output=True, env={**os.environ,
-                                                 "DEBIAN_FRONTEND": "noninteractive"})
+    def initdb():
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        return found[-1] if found else None
+
+    found = apt_install("postgresql", initdb)
     if not found:
         pytest.fail("PostgreSQL is not installed (Debian: apt-get install postgresql); this "
                     "test needs a real server.")
-    return os.path.dirname(found[-1])
+    return os.path.dirname(found)
 
 
 @pytest.fixture

@@ -1,18 +1,15 @@
 """Prefect's own UI shows the report's figures inline in the run's markdown artifact."""
 
-import subprocess
-
 import numpy as np
 import pytest
 
-from flows.server import free_port
 from tasks import report
 from tasks.planning import _markdown
 
 from ..browser import near, rgb_pixels, screenshot
-from .conftest import BIN, api, base_env, stop, wait_healthy
+from .conftest import ON_THE_SERVER, api
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ON_THE_SERVER]
 
 #: matplotlib's tab10 blue, orange and green: the bars of clusters 0, 1, 2. Prefect's dark UI
 #: draws nothing in these colours, so they count the figures' pixels alone.
@@ -33,30 +30,20 @@ def _summary() -> dict:
     }
 
 
-def test_prefect_ui_renders_the_artifact_figures(tmp_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    # The UI asks /ui-settings where the API is: this server, not the default port 4200.
-    env = base_env(tmp_path / "home", PREFECT_UI_API_URL=url)
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port), "--no-services"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_healthy(url, proc, tmp_path / "server.log")
-        rng = np.random.default_rng(0)
-        labels = np.repeat(np.arange(3), 300)
-        xy = np.eye(3)[labels][:, :2] + 0.05 * rng.standard_normal((900, 2))
-        summary = _summary()
-        markdown = _markdown(summary, report.render_figures(summary, xy, labels))
-        status, artifact = api(url + "/artifacts/", "POST", {
-            "key": "spectral-clustering-summary", "type": "markdown", "data": markdown})
-        assert status == 201, artifact
-        shot = tmp_path / "ui.png"
-        screenshot(f"http://127.0.0.1:{port}/artifacts/artifact/{artifact['id']}", shot,
-                   tmp_path / "chromium-profile", size="1400,2400", wait_ms=30_000)
-    finally:
-        stop(proc)
+def test_prefect_ui_renders_the_artifact_figures(server, tmp_path):
+    # The session's `prefect server start` with its UI (which asks /ui-settings where the API
+    # is: that server, not the default port 4200).
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 300)
+    xy = np.eye(3)[labels][:, :2] + 0.05 * rng.standard_normal((900, 2))
+    summary = _summary()
+    markdown = _markdown(summary, report.render_figures(summary, xy, labels))
+    status, artifact = api(server["url"] + "/artifacts/", "POST", {
+        "key": "spectral-clustering-summary", "type": "markdown", "data": markdown})
+    assert status == 201, artifact
+    shot = tmp_path / "ui.png"
+    screenshot(f"{server['ui']}/artifacts/artifact/{artifact['id']}", shot,
+               tmp_path / "chromium-profile", size="1400,2400", wait_ms=30_000)
     pixels = rgb_pixels(shot)
     # Each cluster's bar (about 100 × 150 px on screen) and its scatter points: the data
     # URIs were rendered as images, not shown as text or dropped by a sanitizer.

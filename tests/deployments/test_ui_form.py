@@ -14,9 +14,9 @@ from flows.params import SpectralParams, _order
 from spectral_core.params import PARAMETERS
 
 from .browser import Page, dump_dom
-from .conftest import api, wait_for_run
+from .conftest import ON_THE_SERVER, api, wait_for_run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ON_THE_SERVER]
 
 #: What the form sends for fields left untouched, as seen when Submit was clicked (a null for
 #: every nullable field; a dict field is a JSON editor whose value the UI sends as a

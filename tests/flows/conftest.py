@@ -1,4 +1,4 @@
-"""Flow tests run against a real (ephemeral) Prefect API, started once per test session."""
+"""Flow tests run against a real Prefect API: this worker's local server (tests/conftest.py)."""
 
 import numpy as np
 import pyarrow as pa
@@ -7,11 +7,8 @@ import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_api():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def prefect_api(prefect_server):
+    return prefect_server
 
 
 def write_dataset(folder, X, y, *, files=3, row_group_size=500, extra=None):

@@ -182,7 +182,7 @@ def test_workers_that_share_no_disk_run_the_flow_through_s3(s3_env, s3_data, blo
     prefix, X = s3_data
     env = cli_env(tmp_path, PREFECT_API_URL=current_api_url(), **s3_env.env())
     base = str(tmp_path_factory.getbasetemp())
-    hidden = [base, os.path.expanduser("~/.prefect")]
+    hidden = [base, os.path.expanduser("~/.prefect"), os.environ["PREFECT_HOME"]]
     if _outside("/tmp", sys.prefix, ROOT):
         hidden.insert(0, "/tmp")
     address, procs = start_cluster([{}, {}], env, private_dirs=hidden)
