@@ -1,6 +1,7 @@
 """Subprocess helpers for tests that run the CLI or a Dask cluster as separate processes."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,10 +10,19 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-def cli_env(tmp_path, **extra):
-    """Environment for a `spectral-flow` subprocess, with its own PREFECT_HOME."""
+def cli_env(tmp_path, *, fresh_home=False, **extra):
+    """Environment for a `spectral-flow` subprocess, with its own PREFECT_HOME.
+
+    Without PREFECT_API_URL the command starts its own server in that home: it gets a copy of
+    an already migrated database (tests/conftest.py), unless ``fresh_home``.
+    """
+    from .. import conftest
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    if not fresh_home and "PREFECT_API_URL" not in extra and conftest.PREFECT_HOME_TEMPLATE:
+        shutil.copytree(conftest.PREFECT_HOME_TEMPLATE, env["PREFECT_HOME"],
+                        dirs_exist_ok=True)
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     env.update({k: str(v) for k, v in extra.items()})
     return env

@@ -51,7 +51,10 @@ def test_help_documents_every_parameter(capsys):
 
 @pytest.mark.slow
 def test_demo_on_digits(tmp_path):
-    code, stdout, err = run_cli(["demo", "--output", str(tmp_path / "demo")], cli_env(tmp_path))
+    # The README's first command on a fresh machine: a new PREFECT_HOME, so the command's
+    # server creates its database.
+    code, stdout, err = run_cli(["demo", "--output", str(tmp_path / "demo")],
+                                cli_env(tmp_path, fresh_home=True))
     assert code == 0, err[-3000:]
     ari = float(stdout.rsplit("ARI against the true digits:", 1)[1].split()[0])
     assert ari >= 0.7
@@ -104,9 +107,10 @@ def _server_traces(tmp_path):
         sorted((tmp_path / "prefect-home").glob("*.db"))
 
 
-def _env(tmp_path, **extra):
+def _env(tmp_path, fresh_home=True, **extra):
+    """A fresh PREFECT_HOME by default: a database there is a trace of a server."""
     (tmp_path / "tmp").mkdir(exist_ok=True)
-    return cli_env(tmp_path, TMPDIR=tmp_path / "tmp", **extra)
+    return cli_env(tmp_path, fresh_home=fresh_home, TMPDIR=tmp_path / "tmp", **extra)
 
 
 REFUSED = [
@@ -199,7 +203,8 @@ def test_ctrl_c_during_the_run_is_one_line_and_exit_130(blobs_data, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [str(BIN / "spectral-flow"), "run", str(data), "--output", str(out), "--n-clusters",
-         "3", "--n-components", "50", "--block-size", "100"], env=_env(tmp_path),
+         "3", "--n-components", "50", "--block-size", "100"],
+        env=_env(tmp_path, fresh_home=False),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         # As from a terminal: SIGINT at its default. A process inherits an ignored SIGINT, and
         # Python then raises no KeyboardInterrupt at all; an earlier test in this pytest
