@@ -79,6 +79,13 @@ def prefect_server(tmp_path_factory):
 PREFECT_HOME_TEMPLATE: Path | None = None
 
 
+def migrated_prefect_home(path) -> Path:
+    """``path`` as a PREFECT_HOME holding a copy of the template's migrated database."""
+    assert PREFECT_HOME_TEMPLATE is not None, "needs the prefect_server fixture first"
+    shutil.copytree(PREFECT_HOME_TEMPLATE, path, dirs_exist_ok=True)
+    return Path(path)
+
+
 def _copy_home(source: Path, target: Path) -> None:
     """The Prefect database (a consistent copy, while its server runs) and the block
     registration memo of one PREFECT_HOME into another."""

@@ -15,6 +15,8 @@ import pytest
 
 from flows.server import free_port
 
+from ..conftest import migrated_prefect_home
+
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,9 +89,10 @@ def wait_healthy(url, proc, log_path, timeout=180.0):
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """The README's command: `prefect server start --host 127.0.0.1` (fresh PREFECT_HOME)."""
-    home = tmp_path_factory.mktemp("prefect-home")
+def server(tmp_path_factory, prefect_server):
+    """The README's command: `prefect server start --host 127.0.0.1`, in a PREFECT_HOME of its
+    own (holding a migrated database: tests/conftest.py)."""
+    home = migrated_prefect_home(tmp_path_factory.mktemp("prefect-home"))
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     # As the README: PREFECT_API_URL set before the server starts, so its UI calls this port.

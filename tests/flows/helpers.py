@@ -1,7 +1,6 @@
 """Subprocess helpers for tests that run the CLI or a Dask cluster as separate processes."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +19,8 @@ def cli_env(tmp_path, *, fresh_home=False, **extra):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    if not fresh_home and "PREFECT_API_URL" not in extra and conftest.PREFECT_HOME_TEMPLATE:
-        shutil.copytree(conftest.PREFECT_HOME_TEMPLATE, env["PREFECT_HOME"],
-                        dirs_exist_ok=True)
+    if not fresh_home and "PREFECT_API_URL" not in extra:
+        conftest.migrated_prefect_home(env["PREFECT_HOME"])
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     env.update({k: str(v) for k, v in extra.items()})
     return env
