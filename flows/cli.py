@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import types
 import typing
@@ -259,6 +260,33 @@ class _ExpectedErrors(logging.Filter):
                     or "interrupt signal" in message)
 
 
+def _warm_up(params) -> None:
+    """On a thread: import (and set up) what this process needs later in the run.
+
+    With the default cluster (Dask threads in this process) the tasks load scikit-learn for
+    the label assignment and matplotlib for the report, and Prefect loads FastAPI's encoder to
+    create the flow run. Loaded here, they load while the local server finishes booting (the
+    process would otherwise sit idle; benchmarks/profile.md). Not with a running server (no
+    wait to fill: measured no faster) nor for a cluster elsewhere (its workers draw).
+    """
+    if params.dask.address or params.dask.processes:
+        return
+
+    def warm() -> None:
+        try:
+            import fastapi.encoders  # noqa: F401
+
+            from spectral_core import blocks
+            from tasks import report
+
+            blocks.make_assigner  # noqa: B018 (loads scikit-learn's KMeans)
+            report.warm_up()
+        except Exception:  # only a head start: the run imports these itself
+            logging.getLogger(__name__).debug("warm-up failed", exc_info=True)
+
+    threading.Thread(target=warm, name="spectral-warm-up", daemon=True).start()
+
+
 def run_flow(params, *, quiet: bool = False, verbose: bool = False) -> dict[str, Any]:
     """Run the flow in this process (starting a local Prefect server if none is configured).
 
@@ -287,6 +315,7 @@ def run_flow(params, *, quiet: bool = False, verbose: bool = False) -> dict[str,
         gc.freeze()
         gc.enable()
     if server is not None:
+        _warm_up(params)
         server.wait()
     from prefect.logging.handlers import PrefectConsoleHandler
 
