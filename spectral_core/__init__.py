@@ -24,7 +24,7 @@ _LAZY = {
     "EigenResult": "_eigen", "eigendecompose": "_eigen", "eigengap_n_clusters": "_eigen",
     "embedding_width": "_eigen", "spectrum_size": "_eigen",
     "embed": "_embed",
-    "STAGES": "_estimator", "SpectralClustering": "_estimator", "stage_seeds": "_estimator",
+    "STAGES": "_utils", "SpectralClustering": "_estimator", "stage_seeds": "_utils",
     "KeptKernel": "_kernel_blocks", "KernelSummary": "_kernel_blocks",
     "kernel_blocks": "_kernel_blocks",
     "AFFINITIES": "_kernels", "Kernel": "_kernels", "make_kernel": "_kernels",
@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # for type checkers and linters; at run time see __getattr__
         spectrum_size,
     )
     from ._embed import embed
-    from ._estimator import STAGES, SpectralClustering, stage_seeds
+    from ._estimator import SpectralClustering
     from ._kernel_blocks import KeptKernel, KernelSummary, kernel_blocks
     from ._kernels import AFFINITIES, Kernel, make_kernel
     from ._landmarks import Landmarks, sample_landmarks
@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # for type checkers and linters; at run time see __getattr__
         SolverFallbackWarning,
         ZeroEmbeddingWarning,
     )
+    from ._utils import STAGES, stage_seeds
 
 
 def __getattr__(name: str):

@@ -20,7 +20,13 @@ from ._embed import embed, embed_rows
 from ._kernel_blocks import choose_cache_budget, kernel_blocks
 from ._kernels import make_kernel
 from ._landmarks import sample_landmarks
-from ._utils import check_random_state, is_dask_array, resolve_n_jobs, stage_timer
+from ._utils import (
+    STAGES,
+    is_dask_array,
+    resolve_n_jobs,
+    stage_seeds,
+    stage_timer,
+)
 from ._validation import (
     OWNER,
     check_array_input,
@@ -35,20 +41,6 @@ from ._validation import (
 logger = logging.getLogger(__name__)
 
 __all__ = ["STAGES", "SpectralClustering", "compute_context", "stage_seeds"]
-
-STAGES = ("sample_landmarks", "kernel_blocks", "eigendecompose", "embed", "assign_labels")
-
-
-def stage_seeds(random_state: int | np.random.RandomState | None) -> dict[str, int]:
-    """One seed per random stage, drawn from ``random_state`` in a fixed order.
-
-    The estimator and the pipeline both derive their stage seeds here, so the same
-    ``random_state`` gives the same landmarks, solver start and assignment in both.
-    """
-    seeds = check_random_state(random_state).randint(np.iinfo(np.int32).max, size=3)
-    return {"sample_landmarks": int(seeds[0]), "eigendecompose": int(seeds[1]),
-            "assign_labels": int(seeds[2])}
-
 
 @contextmanager
 def compute_context(is_dask: bool, n_jobs: int | None):

@@ -31,6 +31,16 @@ KERNEL_AFFINITIES = ("additive_chi2", "chi2", "cosine", "laplacian", "linear", "
                      "polynomial", "rbf", "sigmoid")
 #: Every string affinity the estimator accepts.
 AFFINITIES = (*KERNEL_AFFINITIES, "nearest_neighbors", "precomputed")
+#: Which of gamma, degree and coef0 each of them takes: scikit-learn's ``KERNEL_PARAMS``
+#: (``sklearn.metrics.pairwise``), written out for the same reason (a test keeps them equal):
+#: building a kernel, as the pipeline's pre-flight checks do, then loads no scikit-learn.
+KERNEL_PARAMS: dict[str, frozenset[str]] = {
+    "additive_chi2": frozenset(), "chi2": frozenset({"gamma"}), "cosine": frozenset(),
+    "laplacian": frozenset({"gamma"}), "linear": frozenset(),
+    "poly": frozenset({"gamma", "degree", "coef0"}),
+    "polynomial": frozenset({"gamma", "degree", "coef0"}), "rbf": frozenset({"gamma"}),
+    "sigmoid": frozenset({"gamma", "coef0"}),
+}
 
 
 @dataclass(frozen=True)
@@ -281,8 +291,6 @@ def make_kernel(
         params = {k: v for k, v in base.items() if var_kw or k in names}
         params.update(extra)
         return Kernel(affinity, params)
-    from sklearn.metrics.pairwise import KERNEL_PARAMS
-
     accepted = KERNEL_PARAMS[affinity]
     dup = sorted(set(extra) & set(base))
     if dup:

@@ -230,6 +230,8 @@ def _check_kmeans_params(value: dict[str, Any] | None, assign_labels: Any) -> di
                     "kmeans_params", f"None or empty with assign_labels={assign_labels!r} "
                     "(it is applied to the KMeans or clusterer that assigns labels)", value))
             return params
+        if not params:  # nothing to check: KMeans's parameters need scikit-learn's import
+            return params
         from sklearn.cluster import KMeans
 
         valid = set(KMeans().get_params())

@@ -20,14 +20,11 @@ Partials are combined with :func:`sum_in_order` (float64, in block order). The P
 (``tasks/stages.py``) is written this way, and its labels equal the estimator's.
 """
 
-from ._assign import (
-    assignment_seed,
-    first_rows,
-    fit_rows,
-    kmeans_n_init,
-    make_assigner,
-    order_by_first_row,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from ._blocks import sum_in_order
 from ._embed import block_embedding, embed_rows
 from ._kernel_blocks import (
@@ -39,6 +36,30 @@ from ._kernel_blocks import (
     summarize_kernel_blocks,
 )
 from ._kernels import compute_dtype
+
+#: The label assignment's pieces load scikit-learn: imported on first use (PEP 562), so that
+#: the pipeline's pre-flight checks, which need only ``compute_dtype``, do not pay for it.
+_LAZY = ("assignment_seed", "first_rows", "fit_rows", "kmeans_n_init", "make_assigner",
+         "order_by_first_row")
+
+if TYPE_CHECKING:
+    from ._assign import (
+        assignment_seed,
+        first_rows,
+        fit_rows,
+        kmeans_n_init,
+        make_assigner,
+        order_by_first_row,
+    )
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'spectral_core.blocks' has no attribute {name!r}")
+    value = getattr(importlib.import_module("._assign", __package__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DegreeWeights",

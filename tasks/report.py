@@ -188,6 +188,13 @@ def plot_embedding(xy: np.ndarray, labels: np.ndarray, n_rows: int) -> bytes:
     return _png(fig)
 
 
+def warm_up() -> None:
+    """Load matplotlib and draw a small figure (fonts, mathtext, the layout engine), so that
+    the report's first figure does not pay for it (the flow's process does this while it
+    waits for its Prefect server)."""
+    plot_spectrum([1.0, 0.5, 0.1], 1, 1)
+
+
 def render_figures(summary: dict[str, Any], xy: np.ndarray, labels: np.ndarray
                    ) -> dict[str, bytes]:
     """The three PNGs, by name: ``spectrum``, ``cluster_sizes``, ``embedding``."""

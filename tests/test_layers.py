@@ -43,3 +43,22 @@ def test_the_command_line_checks_import_no_prefect():
     modules it needs for that must not import Prefect (nor start anything)."""
     assert _loaded("flows.params, tasks.preflight",
                    {"prefect", "prefect_dask", "distributed"}) == []
+
+
+def test_pre_flight_checks_load_no_scikit_learn(tmp_path):
+    """The command line's checks (tasks.preflight.build_job) run before a Prefect server
+    starts: they must not wait for scikit-learn's import (~2 s)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": np.arange(50.0), "b": np.arange(50.0)}), tmp_path / "x.parquet")
+    code = ("import json, sys; from flows.params import SpectralParams; "
+            "from tasks.preflight import build_job; "
+            f"p = SpectralParams(input={str(tmp_path / 'x.parquet')!r}, "
+            f"output_dir={str(tmp_path / 'out')!r}, n_clusters=2, n_components=10); "
+            "build_job(p.model_dump(exclude={'dask'}), hash_files=False); "
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'sklearn', 'prefect', 'matplotlib'})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from spectral_core import _costs, _kernel_blocks, make_kernel, sample_landmarks
-from spectral_core._kernels import KERNEL_AFFINITIES
+from spectral_core._kernels import KERNEL_AFFINITIES, KERNEL_PARAMS
 
 
 def test_kernel_affinities_match_scikit_learn():
-    from sklearn.metrics.pairwise import PAIRWISE_KERNEL_FUNCTIONS
+    from sklearn.metrics import pairwise
 
-    assert KERNEL_AFFINITIES == tuple(sorted(PAIRWISE_KERNEL_FUNCTIONS))
+    assert KERNEL_AFFINITIES == tuple(sorted(pairwise.PAIRWISE_KERNEL_FUNCTIONS))
+    assert KERNEL_PARAMS == {k: frozenset(v) for k, v in pairwise.KERNEL_PARAMS.items()}
 
 
 def test_import_loads_neither_scikit_learn_nor_dask():
@@ -64,3 +65,22 @@ def test_configured_budget_overrides_the_model(monkeypatch):
         assert _kernel_blocks.choose_cache_budget(X, landmarks, kernel, 2) > 0
     with dask.config.set({"spectral_core.kernel-cache": "1MiB"}):
         assert _kernel_blocks.choose_cache_budget(X, landmarks, kernel, 2) == 2**20
+
+
+@pytest.mark.parametrize("seed", [None, 0, 7, np.int64(3), np.random.RandomState(5)])
+def test_check_random_state_matches_scikit_learn(seed):
+    from sklearn.utils import check_random_state
+
+    from spectral_core._utils import check_random_state as ours
+
+    a, b = ours(seed), check_random_state(seed)
+    if seed is None or isinstance(seed, np.random.RandomState):
+        assert a is b
+    else:
+        assert a.randint(1000, size=5).tolist() == b.randint(1000, size=5).tolist()
+    with pytest.raises(ValueError, match="cannot be used to seed") as mine:
+        ours("a")
+    with pytest.raises(ValueError) as theirs:
+        check_random_state("a")
+    assert str(mine.value) == str(theirs.value)
+
