@@ -83,8 +83,17 @@ class LocalServer:
         if self.ready:
             return self
         deadline = time.monotonic() + self.timeout
+        relaunches = 2
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if relaunches and "already in use" in self._log_tail():
+                    # The free port was taken before the server bound it (by another process,
+                    # or an outgoing connection's ephemeral port): try another.
+                    relaunches -= 1
+                    self.port = free_port()
+                    self.url = f"http://127.0.0.1:{self.port}/api"
+                    self.launch()
+                    continue
                 raise RuntimeError(f"prefect server exited early; see {self.log.name}")
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
@@ -103,6 +112,15 @@ class LocalServer:
         self._stack.enter_context(temporary_settings(updates={PREFECT_API_URL: self.url}))
         self.ready = True
         return self
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self.log.name, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 4000))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def start(self) -> LocalServer:
         return self.launch().wait()

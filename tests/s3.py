@@ -48,7 +48,22 @@ class SeaweedS3:
                 "AWS_SECRET_ACCESS_KEY": secret or self.secret_key,
                 "AWS_DEFAULT_REGION": self.region, "AWS_EC2_METADATA_DISABLED": "true"}
 
-    def start(self) -> "SeaweedS3":
+    def start(self, attempts: int = 3) -> "SeaweedS3":
+        """Start the server and wait until its bucket takes a put. A port taken between
+        :func:`free_port` and weed's bind (another test process, an outgoing connection's
+        ephemeral port) is retried with new ports."""
+        for attempt in range(attempts):
+            try:
+                return self._start()
+            except RuntimeError as exc:
+                if "address already in use" not in str(exc) or attempt == attempts - 1:
+                    raise
+                self.stop()
+                self.dir = Path(tempfile.mkdtemp(prefix="seaweed-"))
+                self.ports = {name: free_port() for name in PORTS}
+        raise AssertionError("unreachable")
+
+    def _start(self) -> "SeaweedS3":
         p, d = self.ports, self.dir
         (d / "data").mkdir()
         (d / "s3.json").write_text(json.dumps({"identities": [{

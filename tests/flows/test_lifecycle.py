@@ -4,7 +4,9 @@ and no process once it is SIGKILLed (as the OOM killer or a batch scheduler woul
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -95,3 +97,30 @@ def test_run_listens_on_loopback_only_and_a_sigkill_leaves_nothing(blobs_data, t
                 proc.kill()
             except psutil.Error:
                 pass
+
+
+_TAKEN_PORT = r"""
+import socket, sys
+from flows.server import LocalServer
+
+taken = socket.socket()
+taken.bind(("127.0.0.1", 0))
+taken.listen()
+server = LocalServer(port=taken.getsockname()[1]).launch()
+server.wait()
+print(taken.getsockname()[1], server.port)
+server.stop()
+"""
+
+
+@pytest.mark.slow
+def test_the_commands_server_moves_to_another_port_if_its_port_is_taken(tmp_path):
+    """The free port the command picked can be taken before its server binds it (another
+    process, an outgoing connection): the server is started again on another one."""
+    env = cli_env(tmp_path)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", _TAKEN_PORT], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    taken, used = map(int, done.stdout.split())
+    assert used != taken
