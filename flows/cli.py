@@ -269,7 +269,7 @@ def _warm_up(params) -> None:
     process would otherwise sit idle; benchmarks/profile.md). Not with a running server (no
     wait to fill: measured no faster) nor for a cluster elsewhere (its workers draw).
     """
-    if params.dask.address or params.dask.processes:
+    if not params.dask.in_this_process:
         return
 
     def warm() -> None:

@@ -103,6 +103,11 @@ class DaskOptions(BaseModel):
         False, description="Local cluster: workers as separate processes (needs a Prefect "
         "server; the CLI starts a temporary one when none is configured).")
 
+    @property
+    def in_this_process(self) -> bool:
+        """The stages run on threads of the flow's own process (a local cluster of threads)."""
+        return not (self.address or self.processes)
+
 
 class _RunParams(BaseModel):
     """The data side of a run: where it reads and writes, and how it cuts the work."""

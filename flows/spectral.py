@@ -40,7 +40,7 @@ def _spectral_clustering(**parameters: Any) -> dict[str, Any]:
     runner = FlowRunContext.get().task_runner
     if isinstance(runner, RunDaskTaskRunner):
         runner.start_cluster(params.dask)  # while the plan reads footers and hashes files
-    if not (params.dask.address or params.dask.processes):
+    if params.dask.in_this_process:
         # The stages run on threads of this process and need scikit-learn (the landmark
         # kernel, the label assignment): loaded now, not inside the first stage's timing.
         # (Already loaded when the command warmed up while its server booted.)
