@@ -1,12 +1,15 @@
 """How long `spectral-flow run` takes to refuse a bad input, and how much it prints: two
-checkouts side by side (and a good run, for the cost of starting the server later).
+versions side by side (and a good run, for the cost of starting the server later).
 
-    python benchmarks/bad_input.py --before /tmp/wt-before --after .
+    python benchmarks/bad_input.py --before /tmp/wt-before/.venv/bin/python
 
-Each case runs ``python -m flows.cli run ...`` in a fresh process with PYTHONPATH pointing at
-the checkout, no PREFECT_API_URL (the command starts its own server when it needs one) and a
-PREFECT_HOME per checkout whose database was created by one untimed run first. Time is wall
-time to exit; lines are everything printed (stdout and stderr).
+Each side is an interpreter whose environment has one version of the project installed
+(``pip install -e`` in its checkout); ``--after`` defaults to this one. Each case runs that
+version's command module (``python -m spectral_pipeline.flows.cli run ...``, or ``flows.cli``
+for a version from before the package was renamed) in a fresh process, with no
+PREFECT_API_URL (the command starts its own server when it needs one) and a PREFECT_HOME per
+side whose database was created by one untimed run first. Time is wall time to exit; lines
+are everything printed (stdout and stderr).
 """
 
 from __future__ import annotations
@@ -61,28 +64,28 @@ def cases(data: dict[str, Path], out: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
-def _env(checkout: str, home: Path) -> dict[str, str]:
+def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PYTHONPATH=checkout, PREFECT_HOME=str(home),
-               PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     return env
 
 
-def check_checkout(checkout: str) -> None:
-    """The command of ``checkout`` is the one that runs (``python -m`` puts the working
-    directory first on the path: each run starts in its checkout)."""
-    found = subprocess.run([sys.executable, "-c", "import flows.cli; print(flows.cli.__file__)"],
-                           env=_env(checkout, Path(checkout)), cwd=checkout, check=True,
-                           capture_output=True, text=True).stdout.strip()
-    if not found.startswith(checkout + os.sep):
-        raise SystemExit(f"{checkout}: python imports flows.cli from {found}")
+def command_module(python: str) -> str:
+    """The command's module in ``python``'s environment (its name changed once)."""
+    for module in ("spectral_pipeline.flows.cli", "flows.cli"):
+        found = subprocess.run([python, "-c", f"import {module} as m; print(m.__file__)"],
+                               capture_output=True, text=True, cwd=tempfile.gettempdir())
+        if found.returncode == 0:
+            print(f"{python}: {module} from {found.stdout.strip()}", file=sys.stderr)
+            return module
+    raise SystemExit(f"{python}: the project is not installed in this environment")
 
 
-def run(checkout: str, home: Path, args: list[str]) -> tuple[float, int, int, str]:
+def run(command: list[str], home: Path, args: list[str]) -> tuple[float, int, int, str]:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", *args],
-                          env=_env(checkout, home), cwd=checkout, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=600)
+    proc = subprocess.run([*command, "run", *args], env=_env(home), cwd=home.parent,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=600)
     seconds = time.perf_counter() - start
     lines = len(proc.stdout.splitlines()) + len(proc.stderr.splitlines())
     last = (proc.stderr.strip().splitlines() or [""])[-1]
@@ -91,8 +94,10 @@ def run(checkout: str, home: Path, args: list[str]) -> tuple[float, int, int, st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", required=True, help="checkout of the old command")
-    parser.add_argument("--after", default=".", help="checkout of the new command")
+    parser.add_argument("--before", required=True,
+                        help="an interpreter with the old version installed")
+    parser.add_argument("--after", default=sys.executable,
+                        help="an interpreter with the new version installed (default: this)")
     parser.add_argument("--show", action="store_true", help="also print each last line")
     parser.add_argument("--only", default="", help="only the cases whose name contains this")
     args = parser.parse_args()
@@ -101,12 +106,11 @@ def main() -> None:
         root = Path(tmp)
         data = write_data(root / "data")
         homes = {side: root / f"prefect-home-{side}" for side in ("before", "after")}
-        checkouts = {"before": str(Path(args.before).resolve()),
-                     "after": str(Path(args.after).resolve())}
+        commands = {side: [python, "-m", command_module(python)]
+                    for side, python in (("before", args.before), ("after", args.after))}
         for side in ("before", "after"):  # create each PREFECT_HOME's database, untimed
-            check_checkout(checkouts[side])
-            run(checkouts[side], homes[side], [str(data["nan"]), "--output",
-                                               str(root / f"warm-{side}")])
+            run(commands[side], homes[side], [str(data["nan"]), "--output",
+                                              str(root / f"warm-{side}")])
         rows = []
         per_side = {side: cases(data, root / "out" / side) for side in ("before", "after")}
         for i, (name, _) in enumerate(per_side["after"]):
@@ -114,7 +118,7 @@ def main() -> None:
                 continue
             row = [name]
             for side in ("before", "after"):
-                seconds, lines, code, last = run(checkouts[side], homes[side],
+                seconds, lines, code, last = run(commands[side], homes[side],
                                                  per_side[side][i][1])
                 row += [f"{seconds:.1f}", str(lines), str(code)]
                 if args.show:

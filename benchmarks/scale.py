@@ -38,8 +38,8 @@ import psutil
 
 _RUN = r"""
 import json, sys
-from flows.cli import run_flow
-from flows.params import SpectralParams
+from spectral_pipeline.flows.cli import run_flow
+from spectral_pipeline.flows.params import SpectralParams
 params = SpectralParams(**json.loads(sys.argv[1]))
 print("RESULT " + json.dumps(run_flow(params, quiet=True)))
 """
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from machine import describe
     from sklearn.metrics import adjusted_rand_score
 
-    from flows.cli import write_blobs
+    from spectral_pipeline.flows.cli import write_blobs
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="spectral-scale-"))
     start = time.perf_counter()
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     roots = {"local": str(work)}
     try:
         if args.running_server:
-            from flows.server import LocalServer
+            from spectral_pipeline.flows.server import LocalServer
 
             server = LocalServer().start()
             env["PREFECT_API_URL"] = server.url

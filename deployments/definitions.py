@@ -1,8 +1,11 @@
-"""Serve the ``nightly`` and ``on-demand`` deployments of the flow (no work pool needed).
+"""The ``nightly`` and ``on-demand`` deployments of the flow, served or deployed.
 
-    .venv/bin/python -m deployments.serve
+    python -m spectral_pipeline.deployments.serve                     # no work pool needed
+    python -m spectral_pipeline.deployments.deploy --work-pool NAME   # on a process work pool
 
-Configuration comes from the environment (so one file serves every site):
+Both name the flow by its module (``spectral_pipeline.flows.spectral.spectral_clustering``),
+so they work the same from a checkout and from an installed package, whatever the working
+directory. Configuration comes from the environment (so one file serves every site):
 
 - ``SPECTRAL_NIGHTLY_INPUT`` / ``SPECTRAL_NIGHTLY_OUTPUT``: the dataset the nightly run
   clusters and where its outputs go (default ``data/nightly`` and ``spectral-output/nightly``).
@@ -18,24 +21,26 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
 
-from flows.spectral import spectral_clustering
+from spectral_pipeline.flows.spectral import spectral_clustering
 
-#: The recommended configuration (see the README's accuracy table). The flow's parameters are
-#: top-level, so a run that sets some of them keeps the rest of these.
+#: The recommended configuration (see the benchmarks page's accuracy table). The flow's
+#: parameters are top-level, so a run that sets some of them keeps the rest of these.
 RECOMMENDED = {"affinity": "nearest_neighbors", "n_neighbors": 5, "n_components": 500,
                "landmarks": "kmeans", "n_clusters": 8, "random_state": 0}
 
 
-def nightly():
+def nightly() -> RunnerDeployment:
+    """The scheduled deployment (``SPECTRAL_NIGHTLY_*``)."""
     env = os.environ
     interval = env.get("SPECTRAL_NIGHTLY_INTERVAL")
     schedule = ({"interval": timedelta(seconds=float(interval))} if interval else
                 {"cron": env.get("SPECTRAL_NIGHTLY_CRON", "0 2 * * *")})
     return spectral_clustering.to_deployment(
         name="nightly",
+        entrypoint_type=EntrypointType.MODULE_PATH,
         description="Scheduled clustering of the configured dataset; a failed run is retried "
                     "from its checkpoints.",
         tags=["spectral", "scheduled"],
@@ -50,10 +55,12 @@ def nightly():
     )
 
 
-def on_demand():
+def on_demand() -> RunnerDeployment:
+    """The deployment triggered from the UI form, the CLI or the REST API."""
     env = os.environ
     return spectral_clustering.to_deployment(
         name="on-demand",
+        entrypoint_type=EntrypointType.MODULE_PATH,
         description="Cluster any Parquet dataset: trigger from the UI form, the CLI or the "
                     "REST API.",
         tags=["spectral", "on-demand"],
@@ -64,10 +71,3 @@ def on_demand():
         enforce_parameter_schema=True,
     )
 
-
-def main() -> None:
-    serve(nightly(), on_demand())
-
-
-if __name__ == "__main__":
-    main()

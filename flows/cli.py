@@ -4,13 +4,13 @@
     spectral-flow demo [--rows N]
 
 ``run`` first makes every check that needs no pass over the data (paths, Parquet footers,
-columns, parameters: :func:`tasks.preflight.build_job`); a refusal is one line naming the flag,
-exit status 2, and nothing was started. Then, with no Prefect API configured, the command
-starts a local one for its own length (``prefect server start`` on 127.0.0.1, without UI or
-scheduler, like Prefect's temporary server, but booting while Prefect, Dask and the flow's
-modules import), and runs the stages on a local Dask cluster of threads in this process, so
-nothing has to be started by hand. Worker processes (``--dask-processes``) share that same
-server.
+columns, parameters: :func:`spectral_pipeline.tasks.preflight.build_job`); a refusal is one line
+naming the flag, exit status 2, and nothing was started. Then, with no Prefect API configured,
+the command starts a local one for its own length (``prefect server start`` on 127.0.0.1,
+without UI or scheduler, like Prefect's temporary server, but booting while Prefect, Dask and
+the flow's modules import), and runs the stages on a local Dask cluster of threads in this
+process, so nothing has to be started by hand. Worker processes (``--dask-processes``) share
+that same server.
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ def _warm_up(params) -> None:
             import fastapi.encoders  # noqa: F401
 
             from spectral_core import blocks
-            from tasks import report
+            from spectral_pipeline.tasks import report
 
             blocks.make_assigner  # noqa: B018 (loads scikit-learn's KMeans)
             report.warm_up()
@@ -377,7 +377,7 @@ def _run(args: argparse.Namespace) -> int:
     """Check what needs no pass over the data, then start Prefect and run the flow."""
     from pydantic import ValidationError
 
-    from tasks.preflight import build_job
+    from spectral_pipeline.tasks.preflight import build_job
 
     values = _values_from_args(args)
     try:
@@ -402,7 +402,7 @@ def _run(args: argparse.Namespace) -> int:
 def _copy_report(params, path: str) -> int:
     """--report: the run's report.html (in the output directory, which may be an object
     store) copied to a local path."""
-    from tasks.storage import open_store
+    from spectral_pipeline.tasks.storage import open_store
 
     try:
         data = open_store(params.output_dir, params.storage_options,
@@ -463,7 +463,7 @@ def refusal_line(exc: BaseException, typed: dict[str, Any]) -> str:
     import re
 
     from spectral_core.params import PARAMETERS
-    from tasks.preflight import TooFewRows
+    from spectral_pipeline.tasks.preflight import TooFewRows
 
     from .params import refusal
 

@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic_core import CoreSchema
 
 from spectral_core.params import PARAMETERS, Param, validate_params
-from tasks.storage import check_storage_options
+from spectral_pipeline.tasks.storage import check_storage_options
 
 
 class FormSchema:
@@ -272,7 +272,7 @@ def refusal(exc: BaseException, values: dict[str, Any]) -> tuple[str | None, str
 
     ``exc``: a pydantic ``ValidationError`` from building :data:`SpectralParams` out of
     ``values``, or an error of the checks the run makes before it starts
-    (:func:`tasks.preflight.build_job`). Pydantic's own wording for a bound
+    (:func:`spectral_pipeline.tasks.preflight.build_job`). Pydantic's own wording for a bound
     ("Input should be greater than 0") is replaced by the estimator's check of the same
     value, which names the parameter, the constraint and the value.
     """

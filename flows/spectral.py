@@ -15,10 +15,15 @@ from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 
 import spectral_core.blocks
-from flows.params import SpectralParams, flow_docstring, flow_parameters, flow_signature
-from flows.runner import RunDaskTaskRunner
-from tasks import planning, stages
-from tasks.io import CorruptCheckpoint, retract_manifest
+from spectral_pipeline.flows.params import (
+    SpectralParams,
+    flow_docstring,
+    flow_parameters,
+    flow_signature,
+)
+from spectral_pipeline.flows.runner import RunDaskTaskRunner
+from spectral_pipeline.tasks import planning, stages
+from spectral_pipeline.tasks.io import CorruptCheckpoint, retract_manifest
 
 STAGE_TASKS = {
     "sample_landmarks": stages.sample_landmarks,
@@ -27,8 +32,9 @@ STAGE_TASKS = {
     "embed": stages.embed,
     "assign_labels": stages.assign_labels,
 }
-# Imports are absolute: a deployment loads this file by path as a module of its own, and
-# Prefect ships the flow with every task; what it refers to must import on any worker.
+# Imports are absolute: a file entrypoint (`flows/spectral.py:...`) loads this file by path as
+# a module of its own, and Prefect ships the flow with every task; what it refers to must
+# import on any worker.
 
 #: How many times a run recomputes committed parts found corrupt before it gives up.
 REPAIRS = 2

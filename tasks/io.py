@@ -2,12 +2,12 @@
 
 Everything written is Parquet or JSON (nothing is unpickled). A checkpoint part carries its
 provenance in the Parquet key-value metadata (``spectral`` → JSON: format version, stage, key,
-block, rows) and is written once, all or nothing (:mod:`tasks.storage`). A stage is complete
-when its manifest, ``_SUCCESS.json``, exists: it is written last, create-only, and lists every
-part with its size and rows. Readers trust the manifest and never list directories. A stage
-that died part-way checks the parts it expects from their footers alone (a few KB each) and
-computes only the missing or invalid ones; a part whose pages turn out corrupt when a later
-stage reads them raises :class:`CorruptCheckpoint`, and the flow recomputes it.
+block, rows) and is written once, all or nothing (:mod:`spectral_pipeline.tasks.storage`). A
+stage is complete when its manifest, ``_SUCCESS.json``, exists: it is written last, create-only,
+and lists every part with its size and rows. Readers trust the manifest and never list
+directories. A stage that died part-way checks the parts it expects from their footers alone (a
+few KB each) and computes only the missing or invalid ones; a part whose pages turn out corrupt
+when a later stage reads them raises :class:`CorruptCheckpoint`, and the flow recomputes it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 No Prefect here: ``spectral-flow`` runs :func:`build_job` before it starts a Prefect server,
 so that a wrong path, column or parameter is refused in the time it takes to read the
-Parquet footers (the ``plan`` task in :mod:`tasks.planning` runs the same function).
+Parquet footers (the ``plan`` task in :mod:`spectral_pipeline.tasks.planning` runs the same
+function).
 """
 
 from __future__ import annotations

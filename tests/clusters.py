@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from flows.server import free_port
+from spectral_pipeline.flows.server import free_port
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]

@@ -42,7 +42,7 @@ def pytest_collection_finish(session):
     if _is_xdist_controller(session.config) or session.config.option.collectonly:
         return
     if any("prefect_server" in getattr(item, "fixturenames", ()) for item in session.items):
-        from flows.server import LocalServer
+        from spectral_pipeline.flows.server import LocalServer
 
         _SERVER = LocalServer(timeout=240).launch()
 

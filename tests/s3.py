@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from flows.server import die_with_parent, free_port
+from spectral_pipeline.flows.server import die_with_parent, free_port
 
 PORTS = ("s3", "s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer",
          "filer_grpc")

@@ -34,27 +34,28 @@ def test_matplotlib_is_imported_only_to_draw_the_report():
     """The flow's modules (and the library) load without matplotlib: the report imports it
     when it draws, on the worker, so a flow import or a deployment's start does not pay for
     it."""
-    assert _loaded("import spectral_core, flows.spectral, flows.cli, tasks.report",
+    assert _loaded("import spectral_core, spectral_pipeline.flows.spectral, "
+                   "spectral_pipeline.flows.cli, spectral_pipeline.tasks.report",
                    {"matplotlib"}) == []
 
 
 def test_the_command_line_checks_import_no_prefect():
     """`spectral-flow run` checks paths, columns and parameters before Prefect starts: the
     modules it needs for that must not import Prefect (nor start anything)."""
-    assert _loaded("import flows.params, tasks.preflight",
+    assert _loaded("import spectral_pipeline.flows.params, spectral_pipeline.tasks.preflight",
                    {"prefect", "prefect_dask", "distributed"}) == []
 
 
 def test_pre_flight_checks_load_no_scikit_learn(tmp_path):
-    """The command line's checks (tasks.preflight.build_job) run before a Prefect server
-    starts: they must not wait for scikit-learn's import (~2 s)."""
+    """The command line's checks (``spectral_pipeline.tasks.preflight.build_job``) run before a
+    Prefect server starts: they must not wait for scikit-learn's import (~2 s)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"a": np.arange(50.0), "b": np.arange(50.0)}), tmp_path / "x.parquet")
-    checks = ("from flows.params import SpectralParams; "
-              "from tasks.preflight import build_job; "
+    checks = ("from spectral_pipeline.flows.params import SpectralParams; "
+              "from spectral_pipeline.tasks.preflight import build_job; "
               f"p = SpectralParams(input={str(tmp_path / 'x.parquet')!r}, "
               f"output_dir={str(tmp_path / 'out')!r}, n_clusters=2, n_components=10); "
               "build_job(p.model_dump(exclude={'dask'}), hash_files=False)")

@@ -31,7 +31,7 @@ def test_the_table_is_the_estimators_signature():
 
 
 def test_the_pipeline_model_is_generated_from_the_table():
-    from flows.params import SpectralParams
+    from spectral_pipeline.flows.params import SpectralParams
 
     schema = SpectralParams.model_json_schema()["properties"]
     for name, spec in PARAMETERS.items():

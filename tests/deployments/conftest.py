@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.server import free_port
+from spectral_pipeline.flows.server import free_port
 
 from ..conftest import migrated_prefect_home
 
@@ -21,8 +21,8 @@ BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
 
 #: The tests that use the session's server and served deployments run in order on one
-#: pytest-xdist worker: one server and one `deployments.serve` for all of them, and the
-#: nightly schedule's test (paused after it) sees no other test's runs.
+#: pytest-xdist worker: one server and one `spectral_pipeline.deployments.serve` for all of
+#: them, and the nightly schedule's test (paused after it) sees no other test's runs.
 ON_THE_SERVER = pytest.mark.xdist_group("deployments-server")
 
 
@@ -125,7 +125,8 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def served(server, dataset, tmp_path_factory):
-    """`python -m deployments.serve` in a subprocess; its nightly runs every 20 s."""
+    """`python -m spectral_pipeline.deployments.serve` in a subprocess, started outside the
+    checkout (the deployments name the flow by its module); its nightly runs every 20 s."""
     work = tmp_path_factory.mktemp("serve")
     fault = work / "fault"
     env = {**server["env"], "SPECTRAL_NIGHTLY_INPUT": str(dataset[0]),
@@ -136,8 +137,8 @@ def served(server, dataset, tmp_path_factory):
            # Paths in parameters must resolve inside pytest's temporary directory.
            "SPECTRAL_ALLOWED_ROOTS": str(tmp_path_factory.getbasetemp())}
     log = open(work / "serve.log", "w")
-    proc = subprocess.Popen([str(BIN / "python"), "-m", "deployments.serve"], cwd=ROOT,
-                            env=env, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([str(BIN / "python"), "-m", "spectral_pipeline.deployments.serve"],
+                            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

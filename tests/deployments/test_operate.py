@@ -118,7 +118,7 @@ def test_a_run_that_sets_one_parameter_keeps_the_deployments_others(server, serv
     final = wait_for_run(server["url"], run["id"])
     assert final["state_type"] == "COMPLETED", served["log"].read_text()[-3000:]
     used = json.loads((out / "summary.json").read_text())["parameters"]
-    from deployments.serve import RECOMMENDED
+    from spectral_pipeline.deployments.serve import RECOMMENDED
 
     assert used["n_clusters"] == 3
     for name, value in RECOMMENDED.items():
@@ -184,7 +184,7 @@ def test_cli_trigger_failure_then_retry_resumes(server, served, dataset, tmp_pat
 def test_run_on_an_existing_dask_cluster_through_the_server(server, served, dataset, tmp_path):
     from distributed import Client
 
-    from flows.server import free_port
+    from spectral_pipeline.flows.server import free_port
 
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"

@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from flows.server import free_port
+from spectral_pipeline.flows.server import free_port
 
 from ..system import apt_install
-from .conftest import BIN, ROOT, api, base_env, stop, wait_for_run, wait_healthy
+from .conftest import BIN, api, base_env, stop, wait_for_run, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def test_server_on_postgresql_runs_a_deployment(postgres, dataset, tmp_path):
     try:
         wait_healthy(url, server, tmp_path / "server.log")
         served = subprocess.Popen(
-            [str(BIN / "python"), "-m", "deployments.serve"], cwd=ROOT,
+            [str(BIN / "python"), "-m", "spectral_pipeline.deployments.serve"], cwd=tmp_path,
             env={**env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}, stdout=serve_log,
             stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tasks import report
-from tasks.planning import _markdown
+from spectral_pipeline.tasks import report
+from spectral_pipeline.tasks.planning import _markdown
 
 from ..browser import near, rgb_pixels, screenshot
 from .conftest import ON_THE_SERVER, api

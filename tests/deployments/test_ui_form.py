@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from deployments.serve import RECOMMENDED
-from flows.params import SpectralParams, _order
 from spectral_core.params import PARAMETERS
+from spectral_pipeline.deployments.serve import RECOMMENDED
+from spectral_pipeline.flows.params import SpectralParams, _order
 
 from .browser import Page, dump_dom
 from .conftest import ON_THE_SERVER, api, wait_for_run

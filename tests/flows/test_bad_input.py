@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.params import SpectralParams
-from flows.spectral import run_spectral
-from tasks.io import FORMAT_VERSION, InputError
+from spectral_pipeline.flows.params import SpectralParams
+from spectral_pipeline.flows.spectral import run_spectral
+from spectral_pipeline.tasks.io import FORMAT_VERSION, InputError
 
 from .conftest import write_dataset
 

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.params import DaskOptions, SpectralParams
 from spectral_core import SpectralClustering
+from spectral_pipeline.flows.params import DaskOptions, SpectralParams
 
 from .helpers import BIN, cli_env, current_api_url, run_cli
 
@@ -35,7 +35,7 @@ def test_cli_run_end_to_end(blobs_data, tmp_path):
 
 
 def test_help_documents_every_parameter(capsys):
-    from flows.cli import main
+    from spectral_pipeline.flows.cli import main
 
     with pytest.raises(SystemExit):
         main(["run", "--help"])
@@ -234,8 +234,8 @@ def test_ctrl_c_during_the_run_is_one_line_and_exit_130(blobs_data, tmp_path):
 
 def _checked(tmp_path, *args):
     """The flags parsed and checked as `spectral-flow run` does before it starts Prefect."""
-    from flows.cli import _params_from_args, build_parser
-    from tasks.preflight import build_job
+    from spectral_pipeline.flows.cli import _params_from_args, build_parser
+    from spectral_pipeline.tasks.preflight import build_job
 
     data = _small_inputs(tmp_path / "data")
     parsed = build_parser().parse_args(["run", str(data["good"]), "--output",
@@ -253,7 +253,7 @@ def test_n_init_10_and_an_empty_eigen_solver_are_accepted(tmp_path):
 
 
 def test_a_usage_error_is_one_line(capsys):
-    from flows.cli import main
+    from spectral_pipeline.flows.cli import main
 
     with pytest.raises(SystemExit) as exited:
         main(["run", "x", "--kernel-params", "[1, 2]"])
@@ -275,7 +275,7 @@ def test_a_usage_error_is_one_line(capsys):
 def test_a_parameter_refusal_names_the_flag(tmp_path, args, line):
     from pydantic import ValidationError
 
-    from flows.cli import _values_from_args, build_parser, refusal_line
+    from spectral_pipeline.flows.cli import _values_from_args, build_parser, refusal_line
 
     parsed = build_parser().parse_args(["run", str(tmp_path), *args])
     with pytest.raises(ValidationError) as refused:
@@ -284,9 +284,9 @@ def test_a_parameter_refusal_names_the_flag(tmp_path, args, line):
 
 
 def test_too_few_rows_for_the_default_n_components_names_it(tmp_path):
-    from flows.cli import _values_from_args, build_parser, refusal_line
-    from flows.params import SpectralParams
-    from tasks.preflight import TooFewRows, build_job
+    from spectral_pipeline.flows.cli import _values_from_args, build_parser, refusal_line
+    from spectral_pipeline.flows.params import SpectralParams
+    from spectral_pipeline.tasks.preflight import TooFewRows, build_job
 
     data = _small_inputs(tmp_path / "data")
     parsed = build_parser().parse_args(["run", str(data["ten"]), "--n-clusters", "5"])

@@ -4,9 +4,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from flows.params import SpectralParams
-from flows.spectral import run_spectral
 from spectral_core import SpectralClustering
+from spectral_pipeline.flows.params import SpectralParams
+from spectral_pipeline.flows.spectral import run_spectral
 
 from ..clusters import start_cluster, stop_cluster
 from .helpers import cli_env, current_api_url

@@ -5,10 +5,10 @@ import warnings
 
 import pytest
 
-from flows.params import SpectralParams
-from flows.spectral import run_spectral
-from tasks.io import check_part, read_part
-from tasks.storage import open_store
+from spectral_pipeline.flows.params import SpectralParams
+from spectral_pipeline.flows.spectral import run_spectral
+from spectral_pipeline.tasks.io import check_part, read_part
+from spectral_pipeline.tasks.storage import open_store
 
 
 @pytest.fixture

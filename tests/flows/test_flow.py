@@ -7,9 +7,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from flows.params import SpectralParams
-from flows.spectral import run_spectral
 from spectral_core import STAGES, SpectralClustering
+from spectral_pipeline.flows.params import SpectralParams
+from spectral_pipeline.flows.spectral import run_spectral
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 

@@ -5,9 +5,9 @@ import pytest
 from prefect.utilities.callables import parameter_schema
 from prefect.utilities.schema_tools import ValidationError, validate
 
-from flows.params import SpectralParams
-from flows.spectral import spectral_clustering
 from spectral_core.params import PARAMETERS
+from spectral_pipeline.flows.params import SpectralParams
+from spectral_pipeline.flows.spectral import spectral_clustering
 
 
 @pytest.fixture(scope="module")

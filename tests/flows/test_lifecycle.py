@@ -101,7 +101,7 @@ def test_run_listens_on_loopback_only_and_a_sigkill_leaves_nothing(blobs_data, t
 
 _TAKEN_PORT = r"""
 import socket, sys
-from flows.server import LocalServer
+from spectral_pipeline.flows.server import LocalServer
 
 taken = socket.socket()
 taken.bind(("127.0.0.1", 0))

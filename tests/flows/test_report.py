@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from flows.params import SpectralParams
-from flows.spectral import run_spectral
+from spectral_pipeline.flows.params import SpectralParams
+from spectral_pipeline.flows.spectral import run_spectral
 
 from ..browser import near, rgb_pixels, screenshot
 from .helpers import cli_env, run_cli
@@ -126,9 +126,9 @@ def test_report_renders_in_a_real_browser(blobs_data, tmp_path):
 def test_scatter_sample_is_bounded_and_its_labels_are_the_rows_labels(blobs_data, tmp_path):
     """The sample reads at most ``parts`` blocks, and each sampled row carries its own
     embedding and label (checked against every checkpointed part and labels/)."""
-    from tasks import report
-    from tasks.io import read_part
-    from tasks.planning import _Numbering, build_job
+    from spectral_pipeline.tasks import report
+    from spectral_pipeline.tasks.io import read_part
+    from spectral_pipeline.tasks.planning import _Numbering, build_job
 
     data, _, _ = blobs_data
     out = tmp_path / "out"

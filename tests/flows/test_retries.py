@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow, task
 
-from tasks.retries import retry_transient
+from spectral_pipeline.tasks.retries import retry_transient
 
 ATTEMPTS: dict[str, int] = {}
 

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from flows.params import SpectralParams
-from flows.spectral import run_spectral
 from spectral_core import SpectralClustering
+from spectral_pipeline.flows.params import SpectralParams
+from spectral_pipeline.flows.spectral import run_spectral
 
 from .conftest import write_dataset
 from .helpers import BIN, cli_env, current_api_url

@@ -5,9 +5,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks import stages
-from tasks.io import InputError, check_block, plan_dataset
-from tasks.storage import Store
+from spectral_pipeline.tasks import stages
+from spectral_pipeline.tasks.io import InputError, check_block, plan_dataset
+from spectral_pipeline.tasks.storage import Store
 
 
 def _dataset(folder, ids, files=3):

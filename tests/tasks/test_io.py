@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.io import (
+from spectral_pipeline.tasks.io import (
     FORMAT_VERSION,
     MANIFEST,
     CheckpointWarning,
@@ -34,8 +34,8 @@ from tasks.io import (
     retract_manifest,
     write_part,
 )
-from tasks.job import Block, DatasetPlan
-from tasks.storage import Store, open_store
+from spectral_pipeline.tasks.job import Block, DatasetPlan
+from spectral_pipeline.tasks.storage import Store, open_store
 
 
 def _write(path: Path, columns: dict, row_group_size: int | None = None) -> str:

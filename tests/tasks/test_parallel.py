@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from tasks.parallel import ClusterError, fan_out
-from tasks.retries import is_transient
+from spectral_pipeline.tasks.parallel import ClusterError, fan_out
+from spectral_pipeline.tasks.retries import is_transient
 
 from ..clusters import start_cluster, stop_cluster
 

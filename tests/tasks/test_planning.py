@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.io import InputError
-from tasks.preflight import ALLOWED_ROOTS_ENV, build_job
+from spectral_pipeline.tasks.io import InputError
+from spectral_pipeline.tasks.preflight import ALLOWED_ROOTS_ENV, build_job
 
 
 def _params(data, out, **kw):

@@ -4,10 +4,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks import stages
-from tasks.io import InputError
-from tasks.parallel import ClusterError
-from tasks.retries import is_transient, raised_by_distributed, retry_transient
+from spectral_pipeline.tasks import stages
+from spectral_pipeline.tasks.io import InputError
+from spectral_pipeline.tasks.parallel import ClusterError
+from spectral_pipeline.tasks.retries import is_transient, raised_by_distributed, retry_transient
 
 
 def _raised(func):

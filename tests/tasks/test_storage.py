@@ -9,9 +9,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.io import InputError, plan_dataset, read_block
-from tasks.preflight import ALLOWED_ROOTS_ENV, allowed_roots, confine
-from tasks.storage import MissingExtraError, StorageError, Store, open_store, within
+from spectral_pipeline.tasks.io import InputError, plan_dataset, read_block
+from spectral_pipeline.tasks.preflight import ALLOWED_ROOTS_ENV, allowed_roots, confine
+from spectral_pipeline.tasks.storage import (
+    MissingExtraError,
+    StorageError,
+    Store,
+    open_store,
+    within,
+)
 
 
 def test_plain_paths_and_file_urls_name_the_same_local_directory(tmp_path, monkeypatch):
