@@ -60,3 +60,25 @@ def test_pre_flight_checks_load_no_scikit_learn(tmp_path):
               f"output_dir={str(tmp_path / 'out')!r}, n_clusters=2, n_components=10); "
               "build_job(p.model_dump(exclude={'dask'}), hash_files=False)")
     assert _loaded(checks, {"sklearn", "prefect", "matplotlib"}) == []
+
+
+def test_no_module_imports_the_pipeline_by_its_folder_names():
+    """The pipeline's folders are installed as ``spectral_pipeline.flows`` / ``.tasks`` /
+    ``.deployments``: an ``import flows`` would work only with the checkout on ``sys.path``
+    (and would load a second copy of the module beside the installed one)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    folders = {"flows", "tasks", "deployments"}
+    found = []
+    for path in root.glob("*/**/*.py"):
+        if path.relative_to(root).parts[0] in {".venv", "build", ".git"}:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [])
+            found += [f"{path.relative_to(root)}:{node.lineno}: {name}" for name in names
+                      if name.split(".")[0] in folders]
+    assert not found, found
