@@ -9,10 +9,14 @@ constants measured elsewhere:
 * ``c_k``: seconds per kernel value, one thread, on a synthetic block of the fit's shape;
 * ``f``: seconds per byte of fresh memory, writing into a newly allocated buffer.
 
-Keeping pays when ``f·n·m·w < 2·n·m·c_k / P`` (two kernel passes saved, on P threads). The
-page-in of a large buffer costs at least the probe's rate (it can cost 10× more when a VM's
-host backs the pages for the first time: benchmarks/profile.md), so the rule errs towards
-keeping; the budget set in ``spectral_core.kernel-cache`` overrides it.
+Keeping pays when ``FIRST_TOUCH_WORST·f·n·m·w < 2·n·m·c_k / P`` (two kernel passes saved,
+on P threads). The page-in of a large buffer costs at least the probe's rate, and up to ten
+times more when a VM's host backs the guest's pages for the first time, which a small probe
+cannot see (0.4-1.2 ns/B probed, 6 ns/B paging in 800 MB: benchmarks/profile.md). Since the
+compiled rbf kernel (about 2.5 ns a value at d = 10), two passes cost less than that worst
+case for low-dimensional data, so the rule takes the worst case: it keeps C where the kernel
+is expensive (many features: 2·d flops a value) and recomputes it where it is cheap, whatever
+the host does. The budget set in ``spectral_core.kernel-cache`` overrides it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 #: Below this many bytes of C the choice is not worth a probe: keep it.
 PROBE_ABOVE_BYTES = 64 * 2**20
+#: How much more than the probe's rate a large page-in can cost (a VM's host backing the
+#: guest's pages for the first time; measured here: benchmarks/profile.md).
+FIRST_TOUCH_WORST = 10.0
 #: Bytes written by the fresh-memory probe (several transparent huge pages).
 _PROBE_BYTES = 16 * 2**20
 
@@ -72,8 +79,8 @@ def keeping_pays(n_values: int, itemsize: int, n_features: int, n_landmarks: int
     dtype = "float32" if itemsize == 4 else "float64"
     c_k = kernel_seconds_per_value(dtype, n_features, n_landmarks)
     f = fresh_memory_seconds_per_byte()
-    page_in, recompute = f * nbytes, 2 * n_values * c_k / max(threads, 1)
-    logger.info("kernel cache: paging in %.0f MB ≈ %.2f s (f = %.2f ns/B) vs two kernel passes "
+    page_in, recompute = FIRST_TOUCH_WORST * f * nbytes, 2 * n_values * c_k / max(threads, 1)
+    logger.info("kernel cache: paging in %.0f MB ≤ %.2f s (f = %.2f ns/B) vs two kernel passes "
                 "≈ %.2f s (c_k = %.2f ns/value, %d threads): %s", nbytes / 2**20, page_in,
                 f * 1e9, recompute, c_k * 1e9, threads, "keep" if page_in < recompute
                 else "recompute")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._blocks import as_blocks, map_blocks_delayed, map_over_rows, map_threads, row_chunks
+from ._blocks import as_blocks, map_blocks_delayed, map_over_rows, map_threads
 from ._eigen import EigenResult
 from ._kernel_blocks import KeptKernel, KernelSummary, degrees, inv_sqrt_degrees
 from ._kernels import Kernel, _result_dtype
@@ -28,20 +28,25 @@ def block_embedding(
     A row with no affinity to any landmark embeds to zero and stays zero (never NaN).
     """
     parts = []
-    for chunk in row_chunks(X_block, landmarks):
-        C = kernel.cross(chunk, landmarks)  # (rows, m)
-        inv_sqrt_d = inv_sqrt_degrees(degrees(C, degree_weights), degree_floor).astype(C.dtype)
+    for C in kernel.tiles(X_block, landmarks):  # (rows, m), a cache-sized tile
+        inv_sqrt_d = None if normalize else \
+            inv_sqrt_degrees(degrees(C, degree_weights), degree_floor).astype(C.dtype)
         parts.append(_embedding_from_cross(C, inv_sqrt_d, projection, normalize))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _embedding_from_cross(C, inv_sqrt_d, projection, normalize):
-    """U = D^{-1/2} C P from a block's C and its 1/√d, rows normalized if ``normalize``."""
-    U = np.asarray(C @ projection.astype(C.dtype)) * inv_sqrt_d[:, None]  # (n_block, k)
-    if normalize:
-        norms = np.linalg.norm(U, axis=1, keepdims=True)
-        U = np.divide(U, norms, out=np.zeros_like(U), where=norms > 0)
-    return U
+    """U = D^{-1/2} C P from a block's C, rows normalized if ``normalize``.
+
+    Row normalization divides each row by its length, so the positive factor 1/√d of the
+    row cancels: a normalized embedding needs neither the degrees nor ``inv_sqrt_d``
+    (which may be None then), only C P.
+    """
+    U = np.asarray(C @ projection.astype(C.dtype))  # (n_block, k)
+    if not normalize:
+        return U * inv_sqrt_d[:, None]
+    norms = np.sqrt(np.einsum("ij,ij->i", U, U))[:, None]
+    return np.divide(U, norms, out=np.zeros_like(U), where=norms > 0)
 
 
 def embed(

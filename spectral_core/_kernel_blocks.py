@@ -96,8 +96,8 @@ class DegreeWeights:
 def block_column_sums(X_block: np.ndarray, landmarks: Landmarks, kernel: Kernel) -> np.ndarray:
     """Pass 1 for one block: Cᵀ1, (m,) float64."""
     s = np.zeros(landmarks.n_landmarks)
-    for chunk in row_chunks(X_block, landmarks):
-        s += np.asarray(kernel.cross(chunk, landmarks).sum(axis=0), dtype=np.float64).ravel()
+    for _ in kernel.tiles(X_block, landmarks, sums=s):
+        pass
     return s
 
 
@@ -134,8 +134,8 @@ def block_gram(
         ``[n_clipped, min degree, max degree, sum of degrees]`` before clipping.
     """
     acc = _GramAccumulator(degree_weights, degree_floor, normalizer, diagonal)
-    for chunk in row_chunks(X_block, landmarks):
-        acc.add(kernel.cross(chunk, landmarks))
+    for C in kernel.tiles(X_block, landmarks):
+        acc.add(C)
     return acc.result()
 
 

@@ -5,6 +5,8 @@ operations used by the stages:
 
 * ``kernel.cross(X_block, landmarks)`` -- the ``(n_block, m)`` block of C = κ(X, L), dense for
   kernels and sparse (CSR) for the ``'nearest_neighbors'`` landmark graph;
+* ``kernel.tiles(X_block, landmarks)`` -- the same block as cache-sized tiles of rows, written
+  into one reused buffer: what the passes over the rows consume (see :meth:`Kernel.tiles`);
 * ``kernel.landmark_gram(landmarks)`` -- the small ``(m, m)`` matrix W = κ(L, L), or ``None`` for
   the graph, whose normalizer comes from its column sums instead (see ``_kernel_blocks``).
 
@@ -21,6 +23,11 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+
+try:  # the compiled exp of the rbf kernel (spectral_core/_fastkernels.c)
+    from ._fastkernels import rbf_epilogue as _compiled_epilogue
+except ImportError:  # installed without a C compiler: numpy's exp, 2-5× slower a value
+    _compiled_epilogue = None
 
 __all__ = ["KERNEL_AFFINITIES", "Kernel", "compute_dtype", "make_kernel", "squared_distances"]
 
@@ -113,6 +120,32 @@ class Kernel:
             return rbf_cross(X_block, landmarks.points, self._gamma(X_block))
         return self._evaluate(X_block, landmarks.points)
 
+    def tiles(self, X_block: np.ndarray, landmarks, *, sums: np.ndarray | None = None):
+        """C for one row block, one cache-sized tile of rows at a time, in row order.
+
+        Every pass over the rows consumes C this way. For the rbf kernel the landmarks' side
+        of the distance GEMM is prepared once per block, and each tile is written into the
+        same buffer (each tile is valid until the next one is produced): one GEMM and one
+        compiled pass of clip, ``exp`` and column sums per tile, no temporary of the block's
+        size. ``sums`` (float64, (m,)): each tile's column sums are added to it.
+        """
+        from ._blocks import row_chunks
+
+        chunks = row_chunks(X_block, landmarks)
+        if self.affinity != "rbf" or X_block.shape[0] == 0:
+            for chunk in chunks:
+                C = self.cross(chunk, landmarks)
+                if sums is not None:
+                    sums += np.asarray(C.sum(axis=0), dtype=np.float64).ravel()
+                yield C
+            return
+        side = _DistanceSide(landmarks.points, self._gamma(X_block), _result_dtype(X_block))
+        buffer = None
+        for chunk in chunks:
+            if buffer is None:
+                buffer = np.empty((chunk.shape[0], side.width), dtype=side.dtype)
+            yield side.rbf(chunk, out=buffer[:chunk.shape[0]], sums=sums)
+
     def landmark_gram(self, landmarks) -> np.ndarray | None:
         """W = κ(L, L), ``(m, m)`` float64; ``None`` for the landmark graph."""
         if self.is_graph:
@@ -141,44 +174,73 @@ def _result_dtype(X) -> np.dtype:
     return compute_dtype([X.dtype])
 
 
-def squared_distances(X: np.ndarray, Y: np.ndarray, *, scale: float = 1.0,
-                      offset: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
-    """``offset - scale·‖x - y‖²`` for every row pair, as one GEMM, in X's float dtype.
+class _DistanceSide:
+    """The landmarks' side of ``offset - scale·‖x - y‖²`` as one GEMM, prepared once.
 
-    Both sides are centred on Y's mean first (distances do not change), so the expansion
+    Both sides are centred on Y's mean (distances do not change), so the expansion
     ‖x‖² + ‖y‖² - 2xᵀy cancels little for data far from the origin; the norms ride along as
     two extra columns, so the GEMM writes the finished (n_x, n_y) result and nothing else
     passes over it. In float32 the absolute error is about eps32·scale·(‖x-μ‖² + ‖y-μ‖²):
     a relative error of ~1e-6 in an rbf value, against ~1e-7 for scikit-learn's upcasting
     ``euclidean_distances``, which costs twice as much (measured, benchmarks/profile.md).
     """
-    dtype = _result_dtype(X)
-    # One centre, in the working dtype, for both sides: x - μ and y - μ are then exact for
-    # rows near μ (Sterbenz), and their difference is exactly x - y's.
-    mu = Y.mean(axis=0, dtype=np.float64).astype(dtype)
-    Yc = np.subtract(Y, mu, dtype=dtype)
-    n_x, d = X.shape
-    A = np.empty((n_x, d + 2), dtype=dtype)
-    Xc = np.subtract(X, mu, out=A[:, :d], dtype=dtype)
-    A[:, d] = np.einsum("ij,ij->i", Xc, Xc)
-    A[:, d + 1] = 1.0
-    B = np.empty((d + 2, Y.shape[0]), dtype=dtype)
-    B[:d] = (2.0 * scale) * Yc.T
-    B[d] = -scale
-    B[d + 1] = offset - scale * np.einsum("ij,ij->i", Yc, Yc)
-    return np.matmul(A, B, out=out)
+
+    def __init__(self, Y: np.ndarray, scale: float, dtype: np.dtype, offset: float = 0.0):
+        self.dtype = np.dtype(dtype)
+        self.scale = scale
+        # One centre, in the working dtype, for both sides: x - μ and y - μ are then exact for
+        # rows near μ (Sterbenz), and their difference is exactly x - y's.
+        self.mu = Y.mean(axis=0, dtype=np.float64).astype(self.dtype)
+        Yc = np.subtract(Y, self.mu, dtype=self.dtype)
+        d = Y.shape[1]
+        self.B = np.empty((d + 2, Y.shape[0]), dtype=self.dtype)  # (d + 2, m)
+        self.B[:d] = (2.0 * scale) * Yc.T
+        self.B[d] = -scale
+        self.B[d + 1] = offset - scale * np.einsum("ij,ij->i", Yc, Yc)
+        self.width = Y.shape[0]
+
+    def distances(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``offset - scale·‖x - y‖²`` for the rows of X, (n_x, m), in the working dtype."""
+        n_x, d = X.shape
+        A = np.empty((n_x, d + 2), dtype=self.dtype)  # (n_x, d + 2): [x - μ, ‖x - μ‖², 1]
+        Xc = np.subtract(X, self.mu, out=A[:, :d], dtype=self.dtype)
+        A[:, d] = np.einsum("ij,ij->i", Xc, Xc)
+        A[:, d + 1] = 1.0
+        return np.matmul(A, self.B, out=out)
+
+    def rbf(self, X: np.ndarray, out: np.ndarray | None = None,
+            sums: np.ndarray | None = None) -> np.ndarray:
+        """exp(-scale·‖x - y‖²) for the rows of X (see :func:`rbf_cross`)."""
+        E = self.distances(X, out=out)
+        if _compiled_epilogue is not None:
+            _compiled_epilogue(E, sums)
+            return E
+        np.minimum(E, 0.0, out=E)
+        np.exp(E, out=E)
+        if sums is not None:
+            sums += E.sum(axis=0, dtype=np.float64)
+        return E
+
+
+def squared_distances(X: np.ndarray, Y: np.ndarray, *, scale: float = 1.0,
+                      offset: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
+    """``offset - scale·‖x - y‖²`` for every row pair, as one GEMM, in X's float dtype.
+
+    See :class:`_DistanceSide` for how the expansion is kept accurate.
+    """
+    return _DistanceSide(Y, scale, _result_dtype(X), offset).distances(X, out=out)
 
 
 def rbf_cross(X: np.ndarray, Y: np.ndarray, gamma: float,
-              out: np.ndarray | None = None) -> np.ndarray:
-    """exp(-γ‖x - y‖²) for every row pair: one GEMM, one clip, one in-place ``exp``.
+              out: np.ndarray | None = None, sums: np.ndarray | None = None) -> np.ndarray:
+    """exp(-γ‖x - y‖²) for every row pair: one GEMM, then one pass of clip and ``exp``.
 
-    Equal to scikit-learn's ``rbf_kernel`` to ~1e-14 in float64 and ~1e-5 in float32 (tested);
-    the clip at 0 removes round-off that would push a value above 1.
+    The GEMM writes -γ‖x - y‖² into the output, and one compiled loop over it, while it is
+    still in cache, clips round-off above 0 and takes the exponential (and adds each column's
+    sum to ``sums``, float64, when given). Equal to scikit-learn's ``rbf_kernel`` to ~1e-14
+    in float64 and ~1e-5 in float32 (tested).
     """
-    E = squared_distances(X, Y, scale=gamma, out=out)
-    np.minimum(E, 0.0, out=E)
-    return np.exp(E, out=E)
+    return _DistanceSide(Y, gamma, _result_dtype(X)).rbf(X, out=out, sums=sums)
 
 
 def landmark_graph(X_block: np.ndarray, points: np.ndarray, n_neighbors: int) -> sparse.csr_matrix:

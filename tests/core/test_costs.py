@@ -44,11 +44,12 @@ def test_probes_are_positive_and_cached():
     assert _costs.fresh_memory_seconds_per_byte() == f
 
 
-@pytest.mark.parametrize(("f", "c_k", "keep"), [(1e-9, 10e-9, True), (6e-9, 10e-9, False)])
+@pytest.mark.parametrize(("f", "c_k", "keep"), [(0.1e-9, 10e-9, True), (0.2e-9, 10e-9, False),
+                                               (1e-9, 2.5e-9, False), (1e-9, 100e-9, True)])
 def test_keeping_pays_compares_page_in_with_two_passes(monkeypatch, f, c_k, keep):
     monkeypatch.setattr(_costs, "fresh_memory_seconds_per_byte", lambda: f)
     monkeypatch.setattr(_costs, "kernel_seconds_per_value", lambda *a: c_k)
-    # 10⁸ float64 values: page-in f·8e8 s against 2·10⁸·c_k / 2 threads.
+    # 10⁸ float64 values: the worst page-in, 10·f·8e8 s, against 2·10⁸·c_k / 2 threads.
     assert _costs.keeping_pays(10**8, 8, 10, 100, threads=2) is keep
     assert _costs.keeping_pays(1000, 8, 10, 100, threads=2)  # small C: always kept
 

@@ -128,3 +128,87 @@ def test_first_appearance_order_numbers_clusters_by_their_first_row(n_labels):
             seen[label] = len(seen)
     expected = np.array([seen.get(label, -1) for label in raw])
     np.testing.assert_array_equal(mapped, expected)
+
+
+def test_the_compiled_kernel_is_built():
+    """The package's C extension compiles wherever the suite runs (CI included): without it
+    the rbf kernel silently falls back to numpy's slower exp."""
+    from spectral_core import _fastkernels, _kernels
+
+    assert _kernels._compiled_epilogue is _fastkernels.rbf_epilogue
+    assert _fastkernels.ISA in {"avx512", "avx2", "baseline", "portable"}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_exp_is_within_two_ulp_of_numpy(dtype):
+    from spectral_core._fastkernels import rbf_epilogue
+
+    rng = np.random.default_rng(0)
+    tiny = np.finfo(dtype).tiny
+    edges = [0.0, -0.0, 1e-3, 5.0, -1e-300, -1e-30, -0.34657, -0.3466, -1.0, -20.0, -86.9,
+             -87.1, -700.0, -708.0, -708.5, -745.0, -1e4]
+    E = np.concatenate([edges, -rng.exponential(5.0, 20_003), -rng.uniform(0, 800, 20_000)])
+    E = E.astype(dtype).reshape(-1, 3)  # 40,020 values: 13,340 rows of 3
+    got = E.copy()
+    sums = np.zeros(E.shape[1])
+    rbf_epilogue(got, sums)
+    ref = np.exp(np.minimum(E.astype(np.float64), 0.0))  # positive values clip to exp(0) = 1
+    assert got.dtype == dtype and np.all(np.isfinite(got)) and got.max() <= 1.0
+    normal = ref > tiny * 2**10  # below, the compiled kernel flushes to 0 (no subnormals)
+    rel = np.abs(got[normal] - ref[normal]) / ref[normal]
+    assert rel.max() <= 2 * np.finfo(dtype).eps, rel.max() / np.finfo(dtype).eps
+    assert np.all(got[~normal] <= tiny * 2**10)
+    np.testing.assert_allclose(sums, got.astype(np.float64).sum(axis=0), rtol=1e-12)
+
+
+def test_compiled_kernel_refuses_what_it_cannot_take():
+    from spectral_core._fastkernels import rbf_epilogue
+
+    with pytest.raises(TypeError, match=r"C-contiguous 2-D float32 or float64"):
+        rbf_epilogue(np.zeros((4, 3), dtype=np.int64))
+    with pytest.raises(TypeError, match=r"C-contiguous 2-D float32 or float64"):
+        rbf_epilogue(np.zeros(5))
+    with pytest.raises((TypeError, BufferError, ValueError)):
+        rbf_epilogue(np.zeros((4, 3))[:, ::2])  # not contiguous
+    with pytest.raises(TypeError, match=r"one value per column"):
+        rbf_epilogue(np.zeros((4, 3)), np.zeros(2))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_fallback_gives_the_same_fit(three_blobs, monkeypatch, dtype):
+    """Installed without a compiler, the kernel is numpy's: the same labels, eigenvalues to
+    the exp's round-off."""
+    from spectral_core import _kernels
+
+    X, _ = three_blobs
+    X = X.astype(dtype)
+    compiled = SpectralClustering(n_clusters=3, gamma=0.1, n_components=60,
+                                  random_state=0).fit(X)
+    monkeypatch.setattr(_kernels, "_compiled_epilogue", None)
+    plain = SpectralClustering(n_clusters=3, gamma=0.1, n_components=60, random_state=0).fit(X)
+    np.testing.assert_array_equal(plain.labels_, compiled.labels_)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(plain.eigenvalues_, compiled.eigenvalues_, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("affinity", ["rbf", "laplacian", "nearest_neighbors"])
+def test_tiles_are_the_block_in_order(affinity):
+    """``Kernel.tiles`` yields the rows of ``Kernel.cross`` in cache-sized pieces, and adds
+    their column sums, for every kind of kernel."""
+    from spectral_core import make_kernel
+    from spectral_core._blocks import _CHUNK_BYTES
+
+    rng = np.random.default_rng(1)
+    rows = 3 * _CHUNK_BYTES // (40 * 8) + 17  # several tiles, the last one short
+    X = rng.normal(size=(rows, 4))
+    L = sample_landmarks(X, 40, random_state=0)
+    kernel = make_kernel(affinity, gamma=0.3) if affinity != "nearest_neighbors" else \
+        make_kernel(affinity, n_neighbors=4)
+    whole = kernel.cross(X, L)
+    whole = whole.toarray() if hasattr(whole, "toarray") else whole
+    sums = np.zeros(40)
+    parts = [t.toarray() if hasattr(t, "toarray") else t.copy()
+             for t in kernel.tiles(X, L, sums=sums)]
+    assert len(parts) > 1
+    np.testing.assert_allclose(np.vstack(parts), whole, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(sums, whole.sum(axis=0), rtol=1e-12)
