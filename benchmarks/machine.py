@@ -38,6 +38,13 @@ def describe() -> str:
     blas = [f"{i['internal_api']} {i['version']} ({i.get('threading_layer', '?')}, "
             f"{i['num_threads']} threads, {i.get('architecture', '?')})"
             for i in threadpool_info() if i["user_api"] == "blas"]
+    try:
+        from spectral_core._fastkernels import ISA
+
+        kernel = f"compiled, {ISA} build"
+    except ImportError:
+        kernel = "numpy fallback (the C extension is not built)"
     return (f"machine: {model}, {os.cpu_count()} cores, flags {' '.join(flags) or 'none'}\n"
             f"BLAS: {'; '.join(blas) or 'none found'}\n"
-            f"numpy {np.__version__}, Python {platform.python_version()}")
+            f"numpy {np.__version__}, Python {platform.python_version()}; "
+            f"spectral_core's rbf kernel: {kernel}")

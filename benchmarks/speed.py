@@ -5,13 +5,17 @@
                                          [--dtypes float32,float64] [--slow-repeats 1]
                                          [--daskml-python /path/to/venv-with-dask-ml/bin/python]
 
-Each fit is the first fit in a fresh subprocess (so its peak RSS is its own; the library's
-imports are done and timed before the clock starts), systems alternating run by run on the
-same data file. The table gives the median seconds of the fit (and of the import, and the
-process's CPU seconds during the fit), the largest peak RSS, the ARI against the generating
-labels, and each system's time relative to spectral_core's. The machine header (CPU flags,
-BLAS, numpy) and the load average before the table say what the numbers were measured on: on a
-shared machine, compare rows measured together, not across runs.
+Each fit is the first fit in a fresh subprocess that has just built its array, as a user's
+process has (``make_blobs`` with a fixed seed, so every system gets the same data; its peak RSS
+is its own; the library's imports are done and timed before the clock starts), systems
+alternating run by run. ``--data file`` loads the array from a ``.npz`` file written once
+instead, as an earlier version of this script did: the two can differ where the fit's first
+touch of fresh memory depends on what the process touched before (see benchmarks/profile.md).
+The table gives the median seconds of the fit (and of the import, and the process's CPU seconds
+during the fit), the largest peak RSS, the ARI against the generating labels, and each system's
+time relative to spectral_core's. The machine header (CPU flags, BLAS, numpy) and the load
+average before the table say what the numbers were measured on: on a shared machine, compare
+rows measured together, not across runs.
 """
 
 from __future__ import annotations
@@ -38,9 +42,14 @@ _CHILD = r"""
 import json, sys, time
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
-system, path, m, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-data = np.load(path)
-X, y = data["X"].astype(dtype), data["y"]
+system, source, m, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if source.endswith(".npz"):
+    data = np.load(source)
+    X, y = data["X"].astype(dtype), data["y"]
+else:
+    from sklearn.datasets import make_blobs
+    X, y = make_blobs(int(source), n_features=10, centers=8, random_state=0)
+    X = X.astype(dtype, copy=False)
 # Imports are outside the timed region (they are a once-per-process cost for any library),
 # and timed on their own.
 import_start = time.perf_counter()
@@ -81,10 +90,11 @@ print(json.dumps({"seconds": seconds, "cpu": cpu, "import": import_seconds,
 """
 
 
-def run_child(system: str, path: str, m: int, dtype: str, python: dict[str, str]) -> dict:
-    """One fit in a fresh interpreter (threads only, so its own peak RSS is the whole)."""
+def run_child(system: str, source: str, m: int, dtype: str, python: dict[str, str]) -> dict:
+    """One fit in a fresh interpreter (threads only, so its own peak RSS is the whole);
+    ``source`` is a row count to generate, or a ``.npz`` file to load."""
     exe = python["daskml"] if system.startswith("daskml") else sys.executable
-    out = subprocess.run([exe, "-c", _CHILD, system, path, str(m), dtype],
+    out = subprocess.run([exe, "-c", _CHILD, system, source, str(m), dtype],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -107,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                              "PYTHONPATH, so both systems see the same spectral_core)")
     parser.add_argument("--dtypes", default="float32,float64",
                         help="the data's dtype; both systems get the same array")
+    parser.add_argument("--data", choices=("process", "file"), default="process",
+                        help="build the array in the fitting process (what a user's process "
+                             "does), or load it from a .npz file written once")
     args = parser.parse_args(argv)
     import os
 
@@ -122,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         cases.append((10_000, 100, "float64"))
     kmeans_sizes = {int(v) for v in args.kmeans_sizes.split(",") if v}
     print(describe())
+    print("data: " + ("built in each fitting process" if args.data == "process"
+                      else "loaded from a .npz file"))
     print(f"load average at start (1, 5, 15 min): {os.getloadavg()}; "
           f"repeats {args.repeats}, systems alternating run by run")
     header = (f"{'n':>9} {'m':>4} {'dtype':>7} {'system':<32} {'median s':>9} {'cpu s':>6} "
@@ -131,9 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n, m, dtype in cases:
-            X, y = make_blobs(n, n_features=10, centers=8, random_state=0)
-            path = str(Path(tmp) / f"blobs-{n}.npz")
-            np.savez(path, X=X, y=y)
+            source = str(n)
+            if args.data == "file":
+                X, y = make_blobs(n, n_features=10, centers=8, random_state=0)
+                source = str(Path(tmp) / f"blobs-{n}.npz")
+                np.savez(source, X=X, y=y)
+                del X, y
             systems = (["spectral_core", "sklearn_exact"] if n == 10_000
                        else args.systems.split(","))
             if n in kmeans_sizes and n != 10_000 and "spectral_core_kmeans" not in systems:
@@ -144,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 for s in systems:  # alternate systems run by run
                     if s == "daskml_default" and i >= args.slow_repeats:
                         continue
-                    results[s].append(run_child(s, path, m, dtype, python))
+                    results[s].append(run_child(s, source, m, dtype, python))
             base = statistics.median(r["seconds"] for r in results["spectral_core"])
             for s in systems:
                 rs = results[s]

@@ -144,6 +144,14 @@ def block_gram(
 _SANDWICH_MAX_COND = 1e6
 #: Rows per float64 piece of the CᵀD⁻¹C accumulation (a 2048 × m buffer stays in cache).
 _GRAM_CHUNK_ROWS = 2048
+#: float32 data: BᵀB is summed in float32 over pieces of this many rows, each piece's result
+#: added to a float64 total, when the kept W's condition number is at most
+#: ``_FLOAT32_GRAM_MAX_COND``: a float32 syrk runs at twice the float64 rate, and measured on
+#: 200k float32 blobs (m = 500, κ = 550) G moves by 1.6e-7 of its norm and its top 20
+#: eigenvalues by 1e-9 (benchmarks/profile.md), below what float32 kernel values already
+#: carry. The error grows with κ, so a worse-conditioned W is summed in float64.
+_FLOAT32_GRAM_ROWS = 256
+_FLOAT32_GRAM_MAX_COND = 1e4
 
 
 class _GramAccumulator:
@@ -160,8 +168,8 @@ class _GramAccumulator:
         self.t, self.floor, self.S, self.diagonal = (degree_weights, degree_floor, normalizer,
                                                      diagonal)
         col = np.linalg.norm(normalizer, axis=0)  # 1/√λ_j: κ of the kept W is (max/min)²
-        self.sandwich = diagonal or (col.size > 0 and
-                                     (col.max() / col.min()) ** 2 <= _SANDWICH_MAX_COND)
+        self.cond = (col.max() / col.min()) ** 2 if col.size else 1.0
+        self.sandwich = diagonal or (col.size > 0 and self.cond <= _SANDWICH_MAX_COND)
         self.total: np.ndarray | None = None  # BᵀB (m, m) for the sandwich, else F̃ᵀF̃ (r, r)
         self.stats = np.array([0.0, np.inf, -np.inf, 0.0])
 
@@ -190,17 +198,21 @@ class _GramAccumulator:
     def _syrk(self, C: np.ndarray, inv_sqrt_d: np.ndarray) -> None:
         """BᵀB += (D^{-1/2}C)ᵀ(D^{-1/2}C), accumulated in float64.
 
-        Each piece is scaled and widened to float64 in one pass into a small reused buffer,
-        then ``piece.T @ piece`` (numpy hands that to BLAS syrk): no n × m float64 copy. This
-        beat scipy's ``dsyrk`` with β = 1 here by 14-27 % (benchmarks/profile.md).
+        Each piece is scaled (and, for float64 sums, widened) in one pass into a small reused
+        buffer, then ``piece.T @ piece`` (numpy hands that to BLAS syrk): no n × m float64
+        copy. This beat scipy's ``dsyrk`` with β = 1 here by 14-27 % (benchmarks/profile.md).
+        float32 data with a well-conditioned W is summed in float32 a few hundred rows at a
+        time (see ``_FLOAT32_GRAM_MAX_COND``).
         """
         m = C.shape[1]
         if self.total is None:
             self.total = np.zeros((m, m))
-        rows = min(_GRAM_CHUNK_ROWS, C.shape[0])
-        buf = np.empty((rows, m))
+        single = C.dtype == np.float32 and self.cond <= _FLOAT32_GRAM_MAX_COND
+        rows = min(_FLOAT32_GRAM_ROWS if single else _GRAM_CHUNK_ROWS, C.shape[0])
+        buf = np.empty((rows, m), dtype=C.dtype if single else np.float64)
+        scale = inv_sqrt_d.astype(buf.dtype)
         for i in range(0, C.shape[0], rows):
-            piece = np.multiply(C[i:i + rows], inv_sqrt_d[i:i + rows, None],
+            piece = np.multiply(C[i:i + rows], scale[i:i + rows, None],
                                 out=buf[:min(rows, C.shape[0] - i)])
             self.total += piece.T @ piece
 

@@ -212,3 +212,27 @@ def test_tiles_are_the_block_in_order(affinity):
     assert len(parts) > 1
     np.testing.assert_allclose(np.vstack(parts), whole, rtol=0, atol=1e-14)
     np.testing.assert_allclose(sums, whole.sum(axis=0), rtol=1e-12)
+
+
+def test_float32_gram_in_single_precision_pieces_matches_float64_sums(monkeypatch):
+    """float32 data: BᵀB summed in float32 a few hundred rows at a time (twice the float64
+    rate) moves G by little. Here the kept W's condition number is ≈ 9,000, near the largest
+    the route accepts (1e4), where its error is largest: 4e-6 of ‖G‖ (a float32 rbf value
+    alone is off by up to 1e-6)."""
+    from sklearn.datasets import make_blobs
+
+    from spectral_core import make_kernel
+
+    X, _ = make_blobs(20_000, n_features=6, centers=5, random_state=0)
+    X = X.astype(np.float32)
+    landmarks = sample_landmarks(X, 200, random_state=0)
+    kernel = make_kernel("rbf", gamma=0.1)
+    single, _ = kernel_blocks(X, landmarks, kernel)
+    monkeypatch.setattr(_kernel_blocks, "_FLOAT32_GRAM_MAX_COND", 0.0)  # float64 pieces
+    double, _ = kernel_blocks(X, landmarks, kernel)
+    col = np.linalg.norm(double.normalizer, axis=0)
+    assert 1e3 < (col.max() / col.min()) ** 2 <= 1e4  # the case the test is about
+    assert np.linalg.norm(single.gram - double.gram) <= 1e-5 * np.linalg.norm(double.gram)
+    top = slice(-20, None)
+    np.testing.assert_allclose(linalg.eigvalsh(single.gram)[top],
+                               linalg.eigvalsh(double.gram)[top], rtol=0, atol=1e-6)
