@@ -3,6 +3,7 @@
     .venv/bin/pip install -q -e '.[benchmarks]'
     .venv/bin/python benchmarks/scale.py [--rows 10000000] [--rows-per-file 500000]
                                          [--running-server] [--repeats 10] [--store local,s3]
+                                         [--vs /path/to/other/venv/bin/python]
 
 Writes ``--rows`` × 10 float32 features (8 Gaussian blobs) as many Parquet files, runs the
 ``spectral-clustering`` flow on them in a fresh process (embedded default: the process starts a
@@ -13,6 +14,10 @@ Prefect server it started). Prints one table: seconds per stage, total wall time
 RSS, ARI against the generating labels. With ``--repeats N`` the flow runs N times on the same
 data (each run in a fresh process and a fresh output directory, so nothing resumes), one line
 per run with its outcome; the exit code is non-zero unless every run completed.
+
+``--vs PYTHON`` runs the same flow, on the same data, with another interpreter too (an
+environment with another version of the project installed, e.g. a worktree of an earlier
+commit), alternating run by run, and prints both side by side.
 
 ``--store local,s3`` runs the same flow with input, checkpoints and output on local disk and
 on S3 (a SeaweedFS server on 127.0.0.1, started here, as the tests do; the data is uploaded
@@ -59,10 +64,10 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_once(params: dict, env: dict) -> dict:
+def run_once(params: dict, env: dict, python: str = sys.executable) -> dict:
     """One flow run in a fresh process: wall time, peak RSS (the tree's and the flow process's
     own), its result or its error."""
-    proc = subprocess.Popen([sys.executable, "-c", _RUN, json.dumps(params)], env=env,
+    proc = subprocess.Popen([python, "-c", _RUN, json.dumps(params)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ps, peak, own, stop = psutil.Process(proc.pid), [0], [0], threading.Event()
 
@@ -105,10 +110,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="start a Prefect server first (untimed) and run the flow on it")
     parser.add_argument("--store", default="local",
                         help="comma-separated: local, s3 (SeaweedFS on 127.0.0.1), alternating")
+    parser.add_argument("--vs", default=None, metavar="PYTHON",
+                        help="also run the flow with this interpreter (another version of the "
+                             "project installed), alternating, side by side")
     args = parser.parse_args(argv)
     stores = args.store.split(",")
     if not set(stores) <= {"local", "s3"}:
         parser.error(f"--store takes local and/or s3, got {args.store!r}")
+    pythons = {"this": sys.executable, **({"vs": args.vs} if args.vs else {})}
 
     here = Path(__file__).resolve()
     sys.path.insert(0, str(here.parents[1]))
@@ -143,26 +152,31 @@ def main(argv: list[str] | None = None) -> int:
               + ("on a running Prefect server" if server else
                  "embedded default (starts a server)")
               + (f"; S3: SeaweedFS at {s3.endpoint_url}" if s3 else ""))
-        runs = {store: [] for store in stores}
+        if args.vs:
+            print(f"this: {sys.executable}; vs: {args.vs}")
+        columns = [(store, which) for store in stores for which in pythons]
+        name = {c: c[0] if len(pythons) == 1 else
+                (f"{c[1]}" if len(stores) == 1 else f"{c[0]} {c[1]}") for c in columns}
+        runs = {name[c]: [] for c in columns}
         for r in range(args.repeats):
-            for store in stores:
+            for store, which in columns:
                 root = roots[store]
-                out = f"{root}/out-{r}"
+                out = f"{root}/out-{r}-{which}"
                 params = {"input": f"{root}/data", "output_dir": out, "id_column": "row_id",
                           "feature_columns": [f"x{j}" for j in range(10)], "n_clusters": 8,
                           "gamma": 0.1, "n_components": args.n_components, "random_state": 0,
                           "block_size": args.block_size}
                 if store == "local":  # a kept --workdir must not make the run resume
                     shutil.rmtree(out, ignore_errors=True)
-                run = run_once(params, env)
+                run = run_once(params, env, pythons[which])
                 if run["code"] == 0:
                     filesystem = fs if store == "s3" else None
                     path = out.removeprefix("s3://") + "/labels"
                     labels = pq.read_table(path, columns=["label"], filesystem=filesystem)
                     run["ari"] = adjusted_rand_score(truth, labels.column("label").to_numpy())
-                runs[store].append(run)
-                if args.repeats > 1 or len(stores) > 1:
-                    print(f"run {r + 1:>3} {store:<5}: " + (
+                runs[name[(store, which)]].append(run)
+                if args.repeats > 1 or len(columns) > 1:
+                    print(f"run {r + 1:>3} {name[(store, which)]:<9}: " + (
                         f"completed in {run['wall']:6.1f} s, peak {run['peak'] / 2**30:.2f} "
                         f"GiB (flow process {run['own'] / 2**30:.2f} GiB), ARI {run['ari']:.4f}"
                         if run["code"] == 0 else
