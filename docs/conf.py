@@ -35,6 +35,8 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
+# Quotes stay as typed: parameter values such as 'auto' must read as Python, not as prose.
+smartquotes = False
 
 # Markdown pages: `{directive}` blocks with ::: fences, $ math, and heading anchors so that
 # links to a section of another page (page.md#section) resolve.
@@ -55,7 +57,8 @@ numpydoc_validation_checks: set[str] = set()
 
 html_theme = "pydata_sphinx_theme"
 html_title = "spectral-pipeline"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["flow-parameters.css"]
 html_show_sourcelink = False
 html_theme_options = {
     # Nothing fetched over the network: no version switcher, no external icon links, no
@@ -68,7 +71,8 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": [],
 }
-html_sidebars = {"**": ["sidebar-nav-bs"]}
+# The wide parameter table gets the whole width (no side bars on its page).
+html_sidebars = {"**": ["sidebar-nav-bs"], "flow-parameters": []}
 html_context = {"default_mode": "light"}
 
 
@@ -84,5 +88,28 @@ def _flow_docstring(app, what, name, obj, options, lines):
                     "guide's :doc:`/pipeline` page runs it.", ""]
 
 
+def _plain_help() -> None:
+    """The command's help strings are plain text (``f(X, Y, **kw)``), not reStructuredText:
+    sphinx-argparse parses them as reST in a document of its own, outside Sphinx's warnings,
+    so ``**`` would render as an error marker on the page. Render each as a plain paragraph."""
+    import sphinxarg.ext
+    from docutils import nodes
+
+    original = sphinxarg.ext.render_list
+
+    def render_list(items, markdown_help, settings=None):
+        out = []
+        for item in items:
+            if isinstance(item, str):
+                out += [nodes.paragraph(text=" ".join(part.split()))
+                        for part in item.split("\n\n") if part.strip()]
+            else:
+                out += original([item], markdown_help, settings)
+        return out
+
+    sphinxarg.ext.render_list = render_list
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _flow_docstring)
+    _plain_help()

@@ -121,7 +121,7 @@ def _table(header: tuple[str, ...], body: list[tuple[str, ...]], ids: str) -> no
     table = nodes.table(classes=["flow-parameters"], ids=[ids])
     group = nodes.tgroup(cols=len(header))
     table += group
-    for width in (14, 16, 12, 10, 16, 32):
+    for width in (12, 14, 10, 9, 18, 37):
         group += nodes.colspec(colwidth=width)
     head, tbody = nodes.thead(), nodes.tbody()
     group += head
@@ -131,8 +131,13 @@ def _table(header: tuple[str, ...], body: list[tuple[str, ...]], ids: str) -> no
         for i, text in enumerate(cells):
             entry = nodes.entry()
             para = nodes.paragraph()
-            para += nodes.literal(text, text) if (i < 2 and parent is tbody and text) else \
-                nodes.Text(text)
+            if i < 2 and parent is tbody and text:  # names and flags: code, one per flag
+                for k, word in enumerate(text.split(", ")):
+                    if k:
+                        para += nodes.Text(", ")
+                    para += nodes.literal(word, word)
+            else:
+                para += nodes.Text(text)
             entry += para
             row += entry
         parent += row
