@@ -6,8 +6,8 @@ import pytest
 
 from .examples import ROOT, block, run_bash
 
-#: The docs tests run on one pytest-xdist worker: the build writes autosummary's stubs into
-#: docs/generated/ in the checkout, which two builds at once would both rewrite.
+#: The tests of the built site run on one pytest-xdist worker: the build writes autosummary's
+#: stubs into docs/generated/ in the checkout, which two builds at once would both rewrite.
 DOCS_GROUP = pytest.mark.xdist_group("docs")
 
 

@@ -16,7 +16,6 @@ import sys
 
 import pytest
 
-from .conftest import DOCS_GROUP
 from .examples import DOCS, README, ROOT, fenced_blocks, pages, run_page_doctest
 
 #: Pages whose pycon blocks need data or a run first, and the test that prepares and runs
@@ -43,7 +42,6 @@ PLAIN_PAGES = sorted(p.name for p in pages()
                      and p.name not in PREPARED)
 
 
-@DOCS_GROUP
 @pytest.mark.parametrize("page", PLAIN_PAGES)
 def test_page_examples(page, tmp_path):
     assert run_page_doctest(DOCS / page, tmp_path) > 0

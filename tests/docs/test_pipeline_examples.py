@@ -9,10 +9,9 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from ..flows.helpers import cli_env, current_api_url
-from .conftest import DOCS_GROUP
 from .examples import DOCS, README, block, customers, run_bash, run_page_doctest, venv_link
 
-pytestmark = [pytest.mark.slow, DOCS_GROUP]
+pytestmark = pytest.mark.slow
 
 
 def _check_run(folder, truth, done):
