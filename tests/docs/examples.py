@@ -103,10 +103,10 @@ def run_page_doctest(page: Path, cwd: Path) -> int:
     return runner.tries
 
 
-def shell_env(env: dict[str, str]) -> dict[str, str]:
-    """``env`` with this test environment's bin folder first on PATH (the activated venv
-    the pages assume)."""
-    return {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', os.defpath)}"}
+def shell_env(env: dict[str, str], bin_dir: Path = BIN) -> dict[str, str]:
+    """``env`` with a virtual environment's bin folder first on PATH (the activated venv the
+    pages assume: this test environment's, unless another is given)."""
+    return {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', os.defpath)}"}
 
 
 def venv_link(folder: Path) -> Path:
@@ -119,12 +119,12 @@ def venv_link(folder: Path) -> Path:
     return folder
 
 
-def run_bash(text: str, *, cwd: Path, env: dict[str, str], timeout: float = 300
-             ) -> subprocess.CompletedProcess:
+def run_bash(text: str, *, cwd: Path, env: dict[str, str], timeout: float = 300,
+             bin_dir: Path = BIN) -> subprocess.CompletedProcess:
     """Run an example as written, in its own process group (ended afterwards, with anything
     it left running)."""
     proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", text], cwd=cwd,
-                            env=shell_env(env), stdout=subprocess.PIPE,
+                            env=shell_env(env, bin_dir), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -134,11 +134,12 @@ def run_bash(text: str, *, cwd: Path, env: dict[str, str], timeout: float = 300
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def start_bash(text: str, *, cwd: Path, env: dict[str, str], log) -> subprocess.Popen:
+def start_bash(text: str, *, cwd: Path, env: dict[str, str], log,
+               bin_dir: Path = BIN) -> subprocess.Popen:
     """Start a long-running example (a server, a worker) in its own process group; stop it
     with ``os.killpg``."""
     return subprocess.Popen(["bash", "-euo", "pipefail", "-c", text], cwd=cwd,
-                            env=shell_env(env), stdout=log, stderr=subprocess.STDOUT,
+                            env=shell_env(env, bin_dir), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 
