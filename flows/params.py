@@ -190,7 +190,10 @@ def _field(name: str, spec: Param) -> tuple[Any, Any]:
 SpectralParams = create_model(
     "SpectralParams",
     __base__=_RunParams,
-    __doc__="Parameters of one spectral-clustering run.",
+    __doc__="Parameters of one spectral-clustering run.\n\n"
+            "One field per parameter of the flow (the table in the documentation's 'flow "
+            "parameters' page is generated from these fields); building the model applies "
+            "the estimator's checks and the rules between parameters, with its messages.",
     __module__=__name__,
     **{name: _field(name, spec) for name, spec in PARAMETERS.items()},
     dask=(DaskOptions, Field(default_factory=DaskOptions, description="Dask cluster options.")),

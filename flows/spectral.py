@@ -91,5 +91,9 @@ spectral_clustering = flow(name="spectral-clustering", task_runner=RunDaskTaskRu
 
 
 def run_spectral(params: SpectralParams) -> dict[str, Any]:
-    """Run the flow on validated parameters (the CLI's and the tests' entry point)."""
+    """Run the flow on validated parameters (the CLI's and the tests' entry point).
+
+    The model's fields become the flow's keyword arguments; the flow returns its summary
+    (the dictionary written as ``summary.json``).
+    """
     return spectral_clustering(**flow_parameters(params))

@@ -133,6 +133,19 @@ def kmeans_n_init(n_init: int | str, n_clusters: int, width: int | None) -> int 
     columns than clusters (the k-NN graph's, :func:`~spectral_core.embedding_width`), and
     scikit-learn's ``'auto'`` (one k-means++ start) otherwise.
 
+    Parameters
+    ----------
+    n_init : 'auto' or int
+        The estimator's ``n_init``.
+    n_clusters : int
+        Number of clusters.
+    width : int or None
+        Columns of the embedding.
+
+    Returns
+    -------
+    'auto' or int
+
     One start on the wider embedding is unstable: two moons (k = 2, 4 columns) got ARI
     0.60-0.88 from one start and 1.0 from ten; on the k-column embedding of the kernel
     affinities ten starts measured no better than one.
@@ -156,7 +169,34 @@ def make_assigner(
 ) -> BaseEstimator:
     """The (unfitted) clusterer for an ``assign_labels`` value; never mutates the argument.
 
-    ``width`` is the number of embedding columns (see :func:`kmeans_n_init`).
+    Parameters
+    ----------
+    assign_labels : str or estimator
+        ``'kmeans'``, ``'sklearn-kmeans'``, ``'discretize'``, ``'cluster_qr'`` or a
+        clusterer instance (cloned).
+    n_clusters : int
+        Number of clusters.
+    n_init : 'auto' or int, default='auto'
+        See :func:`kmeans_n_init`.
+    kmeans_params : dict or None, default=None
+        Extra parameters of the clusterer; they take precedence.
+    random_state : int or None, default=None
+        From :func:`assignment_seed`.
+    width : int or None, default=None
+        The number of embedding columns (see :func:`kmeans_n_init`).
+
+    Returns
+    -------
+    estimator
+        Unfitted.
+
+    Examples
+    --------
+    >>> from spectral_core.blocks import make_assigner
+    >>> make_assigner("kmeans", 3, random_state=0, width=3)
+    KMeans(n_clusters=3, random_state=0)
+    >>> make_assigner("kmeans", 10, random_state=0, width=12).n_init
+    10
     """
     params = dict(kmeans_params or {})
     n_init = kmeans_n_init(n_init, n_clusters, width)
@@ -180,12 +220,53 @@ def make_assigner(
 
 
 def assignment_seed(random_state: int | np.random.RandomState | None) -> int:
-    """The one seed of the assignment stage: it draws the sample and seeds the clusterer."""
+    """The one seed of the assignment stage: it draws the sample and seeds the clusterer.
+
+    Parameters
+    ----------
+    random_state : int, RandomState or None
+        The estimator's ``random_state`` (the pipeline passes its run's seed).
+
+    Returns
+    -------
+    int
+        The same for the same integer ``random_state``.
+
+    Examples
+    --------
+    >>> from spectral_core.blocks import assignment_seed
+    >>> assignment_seed(0) == assignment_seed(0)
+    True
+    """
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 def fit_rows(n: int, seed: int) -> np.ndarray | None:
-    """The sorted rows the assigner is fitted on, or None for all of them (n ≤ FIT_ROWS)."""
+    """The sorted rows the assigner is fitted on, or None for all of them (n ≤ FIT_ROWS).
+
+    Above 100,000 rows the clusterer is fitted on a uniform sample of 100,000 rows of the
+    embedding, then labels every row; the library and the pipeline draw the same sample.
+
+    Parameters
+    ----------
+    n : int
+        Rows of the embedding.
+    seed : int
+        From :func:`assignment_seed`.
+
+    Returns
+    -------
+    ndarray of int or None
+
+    Examples
+    --------
+    >>> from spectral_core.blocks import assignment_seed, fit_rows
+    >>> fit_rows(5_000, assignment_seed(0)) is None
+    True
+    >>> rows = fit_rows(1_000_000, assignment_seed(0))
+    >>> rows.shape, bool((rows[1:] > rows[:-1]).all())
+    ((100000,), True)
+    """
     if n <= FIT_ROWS:
         return None
     # numpy's Generator draws without replacement in O(size); the legacy RandomState
@@ -280,7 +361,28 @@ def first_appearance_order(raw: np.ndarray) -> _OffsetMap:
 
 
 def first_rows(raw: np.ndarray, offset: int = 0) -> dict[int, int]:
-    """``{label: index of its first row}`` (+ ``offset``), for labels given block by block."""
+    """``{label: index of its first row}`` (+ ``offset``), for labels given block by block.
+
+    Parameters
+    ----------
+    raw : ndarray of int
+        The clusterer's labels of one block.
+    offset : int, default=0
+        The block's first row in the whole of X.
+
+    Returns
+    -------
+    dict
+        Merged over the blocks (the first row of each label wins), it gives
+        :func:`order_by_first_row` its input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core.blocks import first_rows
+    >>> first_rows(np.array([2, 2, 0, 1, 0]), offset=10)
+    {0: 12, 1: 13, 2: 10}
+    """
     raw = np.asarray(raw)
     if raw.size == 0:
         return {}
@@ -295,8 +397,29 @@ def first_rows(raw: np.ndarray, offset: int = 0) -> dict[int, int]:
 
 
 def order_by_first_row(first: dict[int, int]) -> _OffsetMap:
-    """The first-appearance numbering from each label's first row (see
-    :func:`first_appearance_order`); the pipeline merges ``first_rows`` of its blocks."""
+    """The first-appearance numbering from each label's first row.
+
+    Labels are renumbered 0, 1, 2, ... in the order their first rows appear, so the same data
+    and seed give the same labels whatever the chunking; the pipeline merges the
+    :func:`first_rows` of its blocks into ``first``.
+
+    Parameters
+    ----------
+    first : dict
+        ``{raw label: index of its first row}``.
+
+    Returns
+    -------
+    mapping
+        Indexed by an array of raw labels, it returns their final labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core.blocks import order_by_first_row
+    >>> order_by_first_row({2: 10, 0: 12, 1: 13})[np.array([2, 2, 0, 1, 0])]
+    array([0, 0, 1, 2, 1])
+    """
     if not first:
         return _OffsetMap(np.zeros(0, dtype=np.int64), 0)
     offset = int(min(min(first), 0))

@@ -100,7 +100,24 @@ def _delayed_once(a: Any) -> bool:
 
 
 def sum_in_order(parts: Sequence[np.ndarray]) -> np.ndarray:
-    """Sum block partials in float64, in block order (deterministic for a fixed chunking)."""
+    """Sum block partials in float64, in block order (deterministic for a fixed chunking).
+
+    Parameters
+    ----------
+    parts : sequence of ndarray
+        The partials of every block, in block order.
+
+    Returns
+    -------
+    ndarray, float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core.blocks import sum_in_order
+    >>> sum_in_order([np.ones(3, dtype=np.float32), np.arange(3.0)])
+    array([1., 2., 3.])
+    """
     total = np.zeros_like(np.asarray(parts[0]), dtype=np.float64)
     for p in parts:
         total += p

@@ -30,6 +30,20 @@ def spectrum_size(n_vectors: int, rank: int) -> int:
     ``min(rank, max(2 · n_vectors, 20))``: the gap that suggests ``n_clusters`` must lie
     inside the spectrum, so it extends well past the embedding's width.
 
+    Parameters
+    ----------
+    n_vectors : int
+        Columns of the embedding (:func:`embedding_width`).
+    rank : int
+        Rank r of the Nyström approximation (at most ``n_components``).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from spectral_core import spectrum_size
     >>> spectrum_size(3, 500), spectrum_size(12, 500), spectrum_size(3, 8)
     (20, 24, 8)
     """
@@ -144,6 +158,22 @@ def embedding_width(affinity: str, n_clusters: int, rank: int) -> int:
     measured no gain, so they keep the top ``n_clusters``, as dask-ml and scikit-learn do.
     Capped by the rank r of the approximation.
 
+    Parameters
+    ----------
+    affinity : str
+        The estimator's ``affinity`` (a callable counts as a kernel).
+    n_clusters : int
+        Number of clusters.
+    rank : int
+        Rank r of the Nyström approximation.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from spectral_core import embedding_width
     >>> embedding_width("nearest_neighbors", 10, 500), embedding_width("rbf", 10, 500)
     (12, 10)
     """
@@ -166,6 +196,19 @@ class EigenResult:
         The leading s = :func:`spectrum_size` (k, r) eigenvalues, descending, s ≥ k: what
         :func:`eigengap_n_clusters` reads. Its first k agree with ``eigenvalues`` (exactly
         for the dense solver, to the solvers' tolerance for the iterative ones).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L, kernel = sample_landmarks(X, 30, random_state=0), make_kernel("rbf", gamma=0.5)
+    >>> from spectral_core import eigendecompose, kernel_blocks
+    >>> eigen = eigendecompose(kernel_blocks(X, L, kernel)[0], 3)
+    >>> eigen.eigenvalues.shape, eigen.projection.shape, eigen.spectrum.shape
+    ((3,), (30, 3), (20,))
+    >>> bool(np.allclose(eigen.spectrum[:3], eigen.eigenvalues))
+    True
     """
 
     eigenvalues: np.ndarray

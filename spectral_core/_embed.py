@@ -26,6 +26,39 @@ def block_embedding(
     """Pass 3 for one block: U = D^{-1/2} C P, rows scaled to unit length if ``normalize``.
 
     A row with no affinity to any landmark embeds to zero and stays zero (never NaN).
+
+    Parameters
+    ----------
+    X_block : ndarray of shape (rows, d)
+        One block of rows.
+    landmarks, kernel
+        Those of the passes.
+    degree_weights, degree_floor : ndarray of shape (m,), float
+        From the :class:`~spectral_core.KernelSummary`.
+    projection : ndarray of shape (m, k)
+        P, from the :class:`~spectral_core.EigenResult`.
+    normalize : bool, default=True
+        Scale each row to unit length (Ng, Jordan and Weiss).
+
+    Returns
+    -------
+    ndarray of shape (rows, k)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L, kernel = sample_landmarks(X, 30, random_state=0), make_kernel("rbf", gamma=0.5)
+    >>> from spectral_core import eigendecompose, embed, kernel_blocks
+    >>> from spectral_core.blocks import block_embedding
+    >>> summary, _ = kernel_blocks(X, L, kernel)
+    >>> eigen = eigendecompose(summary, 3)
+    >>> U = np.vstack([block_embedding(B, L, kernel, summary.degree_weights,
+    ...                                summary.degree_floor, eigen.projection)
+    ...                for B in (X[:150], X[150:])])
+    >>> U.shape, bool(np.allclose(U, embed(X, L, kernel, summary, eigen)))
+    ((300, 3), True)
     """
     parts = []
     for C in kernel.tiles(X_block, landmarks):  # (rows, m), a cache-sized tile
@@ -109,7 +142,34 @@ def embed_rows(
     *,
     normalize: bool = True,
 ) -> Any:
-    """:func:`embed` from the arrays it needs; also embeds new rows (out-of-sample)."""
+    """:func:`embed` from the arrays it needs; also embeds new rows (out-of-sample).
+
+    Parameters
+    ----------
+    X : ndarray or dask array of shape (n, d)
+        Rows to embed: those the stages ran on, or new ones.
+    landmarks, kernel, degree_weights, degree_floor, projection, normalize
+        As for :func:`block_embedding`.
+
+    Returns
+    -------
+    ndarray or dask array of shape (n, k)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L, kernel = sample_landmarks(X, 30, random_state=0), make_kernel("rbf", gamma=0.5)
+    >>> from spectral_core import eigendecompose, kernel_blocks
+    >>> from spectral_core.blocks import embed_rows
+    >>> summary, _ = kernel_blocks(X, L, kernel)
+    >>> eigen = eigendecompose(summary, 3)
+    >>> new = np.zeros((2, 2))  # two rows the stages never saw
+    >>> embed_rows(new, L, kernel, summary.degree_weights, summary.degree_floor,
+    ...            eigen.projection).shape
+    (2, 3)
+    """
     args = (kernel, degree_weights, degree_floor, projection, normalize)
     if not is_dask_array(X):
         return np.concatenate(map_over_rows(block_embedding, X, landmarks, *args))

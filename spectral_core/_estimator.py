@@ -165,6 +165,14 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         Rows of X used as landmarks, None for ``landmarks='kmeans'``.
     embedding_ : ndarray or dask array of shape (n_samples, n_embedding)
         Only with ``persist_embedding=True``.
+    projection_ : ndarray of shape (n_components, n_embedding)
+        P, which maps a row's kernel against the landmarks to its embedding
+        (:class:`spectral_core.EigenResult`); ``transform`` and ``predict`` use it.
+    degree_weights_ : ndarray of shape (n_components,)
+        t, so that the approximate degree of a row with kernel row c is cᵀt
+        (:class:`spectral_core.KernelSummary`).
+    degree_floor_ : float
+        Degrees below this are clipped to it, for the fitted rows and new ones alike.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only for DataFrame input with string column names.

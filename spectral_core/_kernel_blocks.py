@@ -60,6 +60,17 @@ class KernelSummary:
         Number of rows, and of rows whose degree was clipped.
     degree_min, degree_max, degree_mean : float
         Statistics of the degrees before clipping.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L, kernel = sample_landmarks(X, 30, random_state=0), make_kernel("rbf", gamma=0.5)
+    >>> from spectral_core import kernel_blocks
+    >>> summary, _ = kernel_blocks(X, L, kernel)
+    >>> summary.gram.shape, summary.rank, summary.n_samples, summary.n_clipped
+    ((30, 30), 30, 300, 0)
     """
 
     column_sums: np.ndarray
@@ -83,7 +94,38 @@ class KernelSummary:
 
 @dataclass(frozen=True)
 class DegreeWeights:
-    """What pass 2 and the embedding need from pass 1: S, t and the degree floor."""
+    """What pass 2 and the embedding need from pass 1: S, t and the degree floor.
+
+    Made by :func:`degree_weights` between the first and second pass over the blocks.
+
+    Attributes
+    ----------
+    column_sums : ndarray of shape (m,)
+        s = Cᵀ1, the column sums of the cross kernel summed over every block.
+    normalizer : ndarray of shape (m, r)
+        S, with M = S Sᵀ the (pseudo-)inverse of the landmark kernel on its positive part.
+    diagonal : bool
+        Whether S is diagonal (the landmark graph).
+    landmark_eigenvalues : ndarray of shape (m,)
+        Eigenvalues of W = κ(L, L), descending (for the graph: the column sums, descending).
+    degree_weights : ndarray of shape (m,)
+        t = M s, so that the degree of a row c of C is cᵀt.
+    degree_floor : float
+        Degrees below this are clipped to it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L, kernel = sample_landmarks(X, 30, random_state=0), make_kernel("rbf", gamma=0.5)
+    >>> from spectral_core.blocks import block_column_sums, degree_weights, prepare_landmark_kernel
+    >>> prepared = prepare_landmark_kernel(L, kernel, dtype=X.dtype)
+    >>> w = degree_weights(block_column_sums(X, L, kernel), prepared, kernel, n_samples=300,
+    ...                    dtype=X.dtype)
+    >>> w.degree_weights.shape, w.normalizer.shape, w.diagonal
+    ((30,), (30, 30), False)
+    """
 
     column_sums: np.ndarray
     normalizer: np.ndarray
@@ -94,7 +136,33 @@ class DegreeWeights:
 
 
 def block_column_sums(X_block: np.ndarray, landmarks: Landmarks, kernel: Kernel) -> np.ndarray:
-    """Pass 1 for one block: Cᵀ1, (m,) float64."""
+    """Pass 1 for one block: the column sums Cᵀ1 of its cross kernel C = κ(X_block, L).
+
+    Parameters
+    ----------
+    X_block : ndarray of shape (rows, d)
+        One block of rows.
+    landmarks : Landmarks
+        From :func:`~spectral_core.sample_landmarks`.
+    kernel : Kernel
+        From :func:`~spectral_core.make_kernel`.
+
+    Returns
+    -------
+    ndarray of shape (m,), float64
+        Summed over the blocks (:func:`sum_in_order`), s = Cᵀ1 for the whole of X.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L, kernel = sample_landmarks(X, 30, random_state=0), make_kernel("rbf", gamma=0.5)
+    >>> from spectral_core.blocks import block_column_sums, sum_in_order
+    >>> s = sum_in_order([block_column_sums(B, L, kernel) for B in (X[:150], X[150:])])
+    >>> s.shape, bool(np.allclose(s, block_column_sums(X, L, kernel)))
+    ((30,), True)
+    """
     s = np.zeros(landmarks.n_landmarks)
     for _ in kernel.tiles(X_block, landmarks, sums=s):
         pass
@@ -127,11 +195,38 @@ def block_gram(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pass 2 for one block: the Gram partial F̃ᵀF̃ and degree statistics.
 
+    Parameters
+    ----------
+    X_block : ndarray of shape (rows, d)
+        One block of rows.
+    landmarks : Landmarks
+        The landmarks of pass 1.
+    kernel : Kernel
+        The kernel of pass 1.
+    degree_weights, degree_floor, normalizer, diagonal
+        The fields of the :class:`DegreeWeights` that :func:`degree_weights` returned.
+
     Returns
     -------
     gram : ndarray (r, r) float64
     stats : ndarray (4,) float64
         ``[n_clipped, min degree, max degree, sum of degrees]`` before clipping.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L, kernel = sample_landmarks(X, 30, random_state=0), make_kernel("rbf", gamma=0.5)
+    >>> from spectral_core.blocks import block_column_sums, block_gram, degree_weights
+    >>> from spectral_core.blocks import prepare_landmark_kernel
+    >>> prepared = prepare_landmark_kernel(L, kernel, dtype=X.dtype)
+    >>> w = degree_weights(block_column_sums(X, L, kernel), prepared, kernel, n_samples=300,
+    ...                    dtype=X.dtype)
+    >>> gram, stats = block_gram(X[:150], L, kernel, w.degree_weights, w.degree_floor,
+    ...                          w.normalizer, w.diagonal)
+    >>> gram.shape, stats.shape
+    ((30, 30), (4,))
     """
     acc = _GramAccumulator(degree_weights, degree_floor, normalizer, diagonal)
     for C in kernel.tiles(X_block, landmarks):
@@ -260,6 +355,27 @@ class KeptKernel:
     Passing them on evaluates the kernel once instead of three times, at the price of n·m
     values of memory (n·r for the landmark graph). n-sized: made for in-memory X only, and
     dropped by the caller once the embedding is computed.
+
+    Attributes
+    ----------
+    blocks : list of ndarray
+        The row blocks of C, in row order.
+    inv_sqrt_degrees : list of ndarray
+        1/√d of each block's rows, as pass 2 computed them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L, kernel = sample_landmarks(X, 30, random_state=0), make_kernel("rbf", gamma=0.5)
+    >>> from spectral_core import eigendecompose, embed, kernel_blocks
+    >>> summary, kept = kernel_blocks(X, L, kernel, keep_budget=10**8)  # bytes it may keep
+    >>> [block.shape for block in kept.blocks]
+    [(300, 30)]
+    >>> U = embed(X, L, kernel, summary, eigendecompose(summary, 3), kept=kept)
+    >>> bool(np.allclose(U, embed(X, L, kernel, summary, eigendecompose(summary, 3))))
+    True
     """
 
     #: C of each row block, in row order: (rows, m) dense, or CSR for the landmark graph.
@@ -442,6 +558,35 @@ def prepare_landmark_kernel(
 
     Raises early -- before any pass over the data -- when W is not finite or its positive
     part has rank < ``min_rank``; warns when W is degenerate (≈ I or ≈ all ones).
+
+    Parameters
+    ----------
+    landmarks : Landmarks
+        From :func:`~spectral_core.sample_landmarks`.
+    kernel : Kernel
+        From :func:`~spectral_core.make_kernel`.
+    dtype : numpy.dtype
+        The dtype the math runs in (:func:`compute_dtype`).
+    min_rank : int, default=1
+        The smallest rank of W's positive part that is accepted (the embedding's width).
+
+    Returns
+    -------
+    tuple or None
+        ``(normalizer, diagonal, landmark_eigenvalues)``, to pass to :func:`degree_weights`;
+        None for ``affinity='nearest_neighbors'``, whose normalizer comes from the column
+        sums.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L, kernel = sample_landmarks(X, 30, random_state=0), make_kernel("rbf", gamma=0.5)
+    >>> from spectral_core.blocks import prepare_landmark_kernel
+    >>> normalizer, diagonal, eigenvalues = prepare_landmark_kernel(L, kernel, dtype=X.dtype)
+    >>> normalizer.shape, diagonal, bool(np.all(np.diff(eigenvalues) <= 0))
+    ((30, 30), False, True)
     """
     W = kernel.landmark_gram(landmarks)  # (m, m), small and eager
     if W is None:
@@ -475,6 +620,38 @@ def degree_weights(
 
     The floor is ``1e-8`` of the mean degree sᵀt/n (or of ‖s‖‖t‖/n if that mean is not
     positive, as for a signed kernel), so only degrees that are tiny or ≤ 0 are touched.
+
+    Parameters
+    ----------
+    column_sums : ndarray of shape (m,)
+        s = Cᵀ1 over every block (pass 1, summed with :func:`sum_in_order`).
+    prepared : tuple or None
+        What :func:`prepare_landmark_kernel` returned.
+    kernel : Kernel
+        The kernel of pass 1.
+    n_samples : int
+        Rows of X.
+    dtype : numpy.dtype
+        The dtype the math runs in.
+    min_rank : int, default=1
+        As for :func:`prepare_landmark_kernel`.
+
+    Returns
+    -------
+    DegreeWeights
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L, kernel = sample_landmarks(X, 30, random_state=0), make_kernel("rbf", gamma=0.5)
+    >>> from spectral_core.blocks import block_column_sums, degree_weights, prepare_landmark_kernel
+    >>> prepared = prepare_landmark_kernel(L, kernel, dtype=X.dtype)
+    >>> w = degree_weights(block_column_sums(X, L, kernel), prepared, kernel, n_samples=300,
+    ...                    dtype=X.dtype)
+    >>> w.degree_weights.shape, 0 < w.degree_floor < 1e-3
+    ((30,), True)
     """
     s = column_sums
     if not np.all(np.isfinite(s)):
@@ -499,7 +676,45 @@ def summarize_kernel_blocks(
     *,
     n_samples: int,
 ) -> KernelSummary:
-    """After pass 2: reduce the per-block Gram partials and degree statistics, in order."""
+    """After pass 2: reduce the per-block Gram partials and degree statistics, in order.
+
+    Parameters
+    ----------
+    weights : DegreeWeights
+        From :func:`degree_weights`.
+    grams, stats : list of ndarray
+        The two results of :func:`block_gram` for every block, in block order.
+    kernel : Kernel
+        The kernel of the passes.
+    n_samples : int
+        Rows of X.
+
+    Returns
+    -------
+    KernelSummary
+        The same as :func:`~spectral_core.kernel_blocks` computes on the whole of X.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import make_kernel, sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L, kernel = sample_landmarks(X, 30, random_state=0), make_kernel("rbf", gamma=0.5)
+    >>> from spectral_core import kernel_blocks
+    >>> from spectral_core.blocks import (block_column_sums, block_gram, degree_weights,
+    ...                                   prepare_landmark_kernel, sum_in_order,
+    ...                                   summarize_kernel_blocks)
+    >>> blocks = [X[:150], X[150:]]
+    >>> prepared = prepare_landmark_kernel(L, kernel, dtype=X.dtype)
+    >>> s = sum_in_order([block_column_sums(B, L, kernel) for B in blocks])
+    >>> w = degree_weights(s, prepared, kernel, n_samples=300, dtype=X.dtype)
+    >>> parts = [block_gram(B, L, kernel, w.degree_weights, w.degree_floor, w.normalizer,
+    ...                     w.diagonal) for B in blocks]
+    >>> summary = summarize_kernel_blocks(w, [g for g, _ in parts], [t for _, t in parts],
+    ...                                   kernel, n_samples=300)
+    >>> bool(np.allclose(summary.gram, kernel_blocks(X, L, kernel)[0].gram))
+    True
+    """
     G = sum_in_order(grams)
     st = np.asarray(stats, dtype=np.float64).reshape(-1, 4)
     n_clipped = int(st[:, 0].sum())

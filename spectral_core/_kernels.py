@@ -163,6 +163,22 @@ def compute_dtype(dtypes) -> np.dtype:
     """The float dtype the math runs in: float32 when every input column is, else float64.
 
     The one rule for the estimator (numpy or dask input) and the pipeline (Parquet columns).
+
+    Parameters
+    ----------
+    dtypes : iterable of numpy.dtype
+        The dtypes of the input's feature columns.
+
+    Returns
+    -------
+    numpy.dtype
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core.blocks import compute_dtype
+    >>> compute_dtype([np.dtype("float32")] * 3), compute_dtype([np.float32, np.int64])
+    (dtype('float32'), dtype('float64'))
     """
     dtypes = [np.dtype(d) for d in dtypes]
     if dtypes and all(d == np.float32 for d in dtypes):

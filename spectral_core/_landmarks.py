@@ -48,6 +48,17 @@ class Landmarks:
     indices : ndarray of shape (m,) or None
         Row indices of X the landmarks were taken from (sorted), or ``None`` when the
         landmarks are k-means centres rather than rows of X.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import sample_landmarks
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> L = sample_landmarks(X, 30, random_state=0)
+    >>> L.points.shape, L.n_landmarks, bool(np.array_equal(L.points, X[L.indices]))
+    ((30, 2), 30, True)
+    >>> sample_landmarks(X, 30, method="kmeans", random_state=0).indices is None
+    True
     """
 
     points: np.ndarray

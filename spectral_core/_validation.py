@@ -30,6 +30,13 @@ class Param:
     ``[low, high]`` (``low_open``: ``(low, high]``); ``high`` may name another parameter.
     The estimator's checks, the pipeline's parameter model (its UI form and bounds) and the
     command-line flags are all derived from this table.
+
+    Examples
+    --------
+    >>> from spectral_core.params import PARAMETERS
+    >>> gamma = PARAMETERS["gamma"]
+    >>> gamma.default, gamma.kinds, gamma.describe()
+    (1.0, ('real', 'none'), 'a float > 0 or None')
     """
 
     default: Any
@@ -196,6 +203,33 @@ def validate_params(values: dict[str, Any]) -> dict[str, Any]:
 
     The estimator calls this from ``fit``; the pipeline calls it when it plans a run, so both
     refuse the same values with the same messages.
+
+    Parameters
+    ----------
+    values : dict
+        Parameter names and values (a subset of :data:`PARAMETERS`).
+
+    Returns
+    -------
+    dict
+        Every parameter, with its clean value.
+
+    Raises
+    ------
+    TypeError
+        A value of a type the parameter does not accept.
+    ValueError
+        A value out of range, or two values that break a rule between them.
+
+    Examples
+    --------
+    >>> from spectral_core.params import validate_params
+    >>> validate_params({"n_clusters": 3})["n_components"]
+    100
+    >>> validate_params({"gamma": -1.0})
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'gamma' parameter of SpectralClustering must be a float > 0. Got -1.0 instead.
     """
     unknown = sorted(set(values) - set(PARAMETERS))
     if unknown:

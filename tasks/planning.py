@@ -35,7 +35,10 @@ from .storage import Store
 
 @task(name="plan", retries=0, cache_policy=NONE, persist_result=False)
 def plan(params: dict[str, Any]) -> Job:
-    """Reads Parquet footers (and hashes changed local files); checks parameters and paths."""
+    """Reads Parquet footers (and hashes changed local files); checks parameters and paths.
+
+    Every check that needs no pass over the data; it writes nothing.
+    """
     job = build_job(params, current_flow_run_id())
     get_run_logger().info(
         "plan: %d rows × %d features in %d files, %d blocks; checkpoint keys %s",

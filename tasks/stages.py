@@ -229,7 +229,10 @@ def validation_key(job: Job) -> str:
 @task(name="validate_input", retries=2, retry_delay_seconds=1, cache_policy=NONE,
       persist_result=False, retry_condition_fn=retry_transient)
 def validate_input(job: Job) -> dict[str, Any]:
-    """Reads every block once: non-finite values (file, row, column), row counts, minimum."""
+    """Reads every block once: non-finite values (file, row, column), row counts, minimum.
+
+    The one pass over the data before the stages; a refused input leaves no file behind.
+    """
     stage, key = "validate_input", validation_key(job)
     store = job.checkpoints.child(key, stage)
     manifest = read_manifest(store, stage, key)
@@ -312,7 +315,10 @@ def _check_ids(plan: DatasetPlan, source: Store, blocks_ids: list[dict[str, Any]
 
 @_stage_task("sample_landmarks")
 def sample_landmarks(job: Job):
-    """Reads the sampled rows; writes sample_landmarks/landmarks.parquet."""
+    """Reads the sampled rows; writes sample_landmarks/landmarks.parquet.
+
+    The library's :func:`spectral_core.sample_landmarks` on the rows it draws.
+    """
     stage, start = "sample_landmarks", time.perf_counter()
     reused = _reuse(job, stage)
     if reused:
@@ -388,7 +394,11 @@ def gram_groups(plan: DatasetPlan) -> list[list[Block]]:
 
 @_stage_task("kernel_blocks")
 def kernel_blocks(job: Job, landmarks_ref: dict[str, Any]):
-    """Two passes over the blocks; writes pass-1 parts, weights, pass-2 groups, the Gram."""
+    """Two passes over the blocks; writes pass-1 parts, weights, pass-2 groups, the Gram.
+
+    Each block is one Dask task calling :mod:`spectral_core.blocks`; a stage that died part
+    way resumes from the parts it wrote.
+    """
     stage, start = "kernel_blocks", time.perf_counter()
     reused = _reuse(job, stage)
     if reused:
@@ -496,7 +506,10 @@ def load_kernel_summary(job: Job) -> sc.KernelSummary:
 
 @_stage_task("eigendecompose")
 def eigendecompose(job: Job, kernel_ref: dict[str, Any]):
-    """Reads gram.parquet and weights.parquet; writes eigendecompose/eigen.parquet."""
+    """Reads gram.parquet and weights.parquet; writes eigendecompose/eigen.parquet.
+
+    The library's :func:`spectral_core.eigendecompose`, in the flow's process (m × m).
+    """
     stage, start = "eigendecompose", time.perf_counter()
     reused = _reuse(job, stage)
     if reused:
@@ -549,7 +562,11 @@ def _embed_part(block: Block, plan: DatasetPlan, source: Store, landmarks: sc.La
 
 @_stage_task("embed")
 def embed(job: Job, eigen_ref: dict[str, Any]):
-    """Third pass over the blocks; writes embed/part-*.parquet (row-normalized, n × k)."""
+    """Third pass over the blocks; writes the embedding, one part per block.
+
+    The parts are ``embed/part-<block>.parquet`` (row-normalized, n × k), then the stage's
+    manifest.
+    """
     stage, start = "embed", time.perf_counter()
     reused = _reuse(job, stage)
     if reused:
@@ -603,8 +620,11 @@ def _label_part(item: tuple[Block, Part], store: Store, key: str, model: Any, ou
 
 @_stage_task("assign_labels")
 def assign_labels(job: Job, embed_ref: dict[str, Any]):
-    """Fits the clusterer on a sample of the embedding parts, then labels every part on the
-    workers; writes assign_labels/part-*.parquet (raw labels) and the label numbering."""
+    """Fits the clusterer on a sample of the embedding parts, then labels every part.
+
+    The parts are labelled on the workers and written as ``assign_labels/part-<block>.parquet``
+    (raw labels); the first-appearance numbering is kept in the stage's manifest.
+    """
     stage, start = "assign_labels", time.perf_counter()
     reused = _reuse(job, stage)
     if reused:

@@ -11,7 +11,9 @@ The fresh environment gets the wheel alone (``--no-deps``) and reaches the depen
 through a ``.pth`` line naming this environment's site-packages: a ``.pth`` line adds a
 folder to ``sys.path`` without running the ``.pth`` files in it, so this checkout's editable
 install (a path hook started by one of those files) stays out of it. Downloading and unpacking
-a second copy of Prefect, Dask and SciPy would add minutes and test nothing of ours.
+a second copy of Prefect, Dask and SciPy would add minutes and test nothing of ours. Prefect's
+own command, which pip would have put in the environment's bin folder with Prefect, is a
+two-line script there that runs ``python -m prefect``.
 """
 
 import json
@@ -21,7 +23,6 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -77,6 +78,9 @@ def installed(wheel, tmp_path_factory):
                               "--no-deps", "--no-index", "-q", str(wheel)],
                              capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    prefect = venv / "bin" / "prefect"
+    prefect.write_text(f'#!/bin/sh\nexec "{python}" -m prefect "$@"\n')
+    prefect.chmod(0o755)
     return python, venv / "bin"
 
 
@@ -202,27 +206,31 @@ def test_users_flows_and_tasks_beside_the_pipeline(installed, project, prefect_s
 
 
 def test_deployments_from_the_installed_package(installed, project, prefect_server, tmp_path):
-    """The operator's route without a checkout: a process work pool, the deployments
-    registered by module, a worker in the user's project folder."""
-    python, _ = installed
+    """The operations page's route without a checkout, as written there: `ops-work-pool`
+    (a process work pool), `ops-deploy-module` (the deployments, registered by module) and
+    `ops-worker` (a worker), run with the fresh environment activated, in the user's project
+    folder."""
+    from .docs.examples import block, run_bash, start_bash
+
+    _, bin_dir = installed
     root, X = project
-    pool = f"spectral-{uuid.uuid4().hex[:8]}"
     env = _env(root, tmp_path / "home", PREFECT_API_URL=prefect_server.url,
                SPECTRAL_NIGHTLY_INPUT=root / "data", SPECTRAL_NIGHTLY_OUTPUT=tmp_path / "n",
-               SPECTRAL_NIGHTLY_CRON="0 3 1 1 *", SPECTRAL_ON_DEMAND_INPUT=root / "data",
+               SPECTRAL_ON_DEMAND_INPUT=root / "data",
                SPECTRAL_ON_DEMAND_OUTPUT=tmp_path / "on-demand")
-    prefect = [str(python), "-m", "prefect"]
-    for command in ([*prefect, "work-pool", "create", pool, "--type", "process"],
-                    [str(python), "-m", "spectral_pipeline.deployments.deploy",
-                     "--work-pool", pool]):
-        done = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for name in ("ops-work-pool", "ops-deploy-module"):
+        done = run_bash(block(name), cwd=root, env=env, bin_dir=bin_dir)
+        assert done.returncode == 0, (name, done.stdout[-3000:] + done.stderr[-3000:])
     status, deployments = api(f"{prefect_server.url}/deployments/filter", "POST",
-                              {"work_pools": {"name": {"any_": [pool]}}})
+                              {"work_pools": {"name": {"any_": ["spectral-pool"]}}})
     assert status == 200 and {d["name"] for d in deployments} == {"nightly", "on-demand"}
     on_demand = next(d for d in deployments if d["name"] == "on-demand")
     assert on_demand["entrypoint"] == "spectral_pipeline.flows.spectral.spectral_clustering"
+    # Nothing to run on a schedule during the test: the nightly is paused.
+    status, _ = api(f"{prefect_server.url}/deployments/"
+                    f"{next(d['id'] for d in deployments if d['name'] == 'nightly')}"
+                    "/pause_deployment", "POST")
+    assert status in (200, 204), status
     status, run = api(f"{prefect_server.url}/deployments/{on_demand['id']}/create_flow_run",
                       "POST", {"parameters": {
                           "output_dir": str(tmp_path / "pool"), "id_column": "id",
@@ -230,9 +238,7 @@ def test_deployments_from_the_installed_package(installed, project, prefect_serv
                           "landmarks": "random", **PARAMS}})
     assert status == 201, run
     log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen([*prefect, "worker", "start", "--pool", pool], env=env,
-                              cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    worker = start_bash(block("ops-worker"), cwd=root, env=env, log=log, bin_dir=bin_dir)
     try:
         final = wait_for_run(prefect_server.url, run["id"], timeout=300)
         assert final["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]

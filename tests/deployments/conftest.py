@@ -16,6 +16,7 @@ import pytest
 from spectral_pipeline.flows.server import free_port
 
 from ..conftest import migrated_prefect_home
+from ..docs.examples import block, start_bash, with_ports
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,19 +89,25 @@ def wait_healthy(url, proc, log_path, timeout=180.0):
     pytest.fail("prefect server did not start: " + log_path.read_text()[-3000:])
 
 
+def start_server(port: int, env: dict[str, str], cwd: Path, log_path: Path,
+                 before: str = "") -> subprocess.Popen:
+    """The operations page's `ops-server-start` example (it exports PREFECT_API_URL, then
+    starts `prefect server start` on 127.0.0.1), run as written but on ``port`` instead of
+    the documented 4200; ``before`` is another example run first in the same shell (the
+    PostgreSQL one)."""
+    script = before + with_ports(block("ops-server-start"), {4200: port})
+    return start_bash(script, cwd=cwd, env=env, log=open(log_path, "w"))
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, prefect_server):
-    """The README's command: `prefect server start --host 127.0.0.1`, in a PREFECT_HOME of its
-    own (holding a migrated database: tests/conftest.py)."""
+    """The operations page's server (`ops-server-start`), in a PREFECT_HOME of its own
+    (holding a migrated database: tests/conftest.py)."""
     home = migrated_prefect_home(tmp_path_factory.mktemp("prefect-home"))
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    # As the README: PREFECT_API_URL set before the server starts, so its UI calls this port.
-    env = base_env(home, PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS=2, PREFECT_API_URL=url)
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_server(port, base_env(home, PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS=2),
+                        home, home / "server.log")
     wait_healthy(url, proc, home / "server.log")
     yield {"url": url, "ui": f"http://127.0.0.1:{port}", "home": home,
            "env": base_env(home, PREFECT_API_URL=url)}
@@ -125,8 +132,10 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def served(server, dataset, tmp_path_factory):
-    """`python -m spectral_pipeline.deployments.serve` in a subprocess, started outside the
-    checkout (the deployments name the flow by its module); its nightly runs every 20 s."""
+    """The operations page's `ops-serve` example (`python -m
+    spectral_pipeline.deployments.serve`), started outside the checkout (the deployments name
+    the flow by its module), configured through the environment as the page says; its
+    nightly runs every 20 s."""
     work = tmp_path_factory.mktemp("serve")
     fault = work / "fault"
     env = {**server["env"], "SPECTRAL_NIGHTLY_INPUT": str(dataset[0]),
@@ -136,10 +145,7 @@ def served(server, dataset, tmp_path_factory):
            "SPECTRAL_INJECT_FAULT": f"@{fault}", "PREFECT_RUNNER_POLL_FREQUENCY": "2",
            # Paths in parameters must resolve inside pytest's temporary directory.
            "SPECTRAL_ALLOWED_ROOTS": str(tmp_path_factory.getbasetemp())}
-    log = open(work / "serve.log", "w")
-    proc = subprocess.Popen([str(BIN / "python"), "-m", "spectral_pipeline.deployments.serve"],
-                            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = start_bash(block("ops-serve"), cwd=work, env=env, log=open(work / "serve.log", "w"))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         status, _ = api(server["url"] + "/deployments/name/spectral-clustering/on-demand")

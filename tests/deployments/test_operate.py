@@ -1,4 +1,5 @@
-"""Operating the deployments on a real Prefect server (the README's "Operate it" section)."""
+"""Operating the deployments on a real Prefect server: the operations page's examples, run as
+written (docs/operations.md)."""
 
 import json
 import subprocess
@@ -8,6 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from ..docs.examples import block, run_bash, start_bash
 from .conftest import BIN, ON_THE_SERVER, api, wait_for_run
 
 pytestmark = [pytest.mark.slow, ON_THE_SERVER]
@@ -106,26 +108,43 @@ def _all_logs(url, flow_run_ids):
         offset += len(page)
 
 
-def test_a_run_that_sets_one_parameter_keeps_the_deployments_others(server, served, dataset,
-                                                                  tmp_path):
-    """Run parameters merge with the deployment's per field: the recommended configuration
-    stays unless a field is overridden (the README's trigger example)."""
-    dep = _deployment_id(server, "on-demand")
-    out = tmp_path / "out"
-    status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
-                      {"parameters": {"n_clusters": 3, "output_dir": str(out)}})
-    assert status == 201, run
-    final = wait_for_run(server["url"], run["id"])
+def test_rest_trigger_of_the_docs_keeps_the_deployments_other_parameters(server, served,
+                                                                      dataset):
+    """The operations page's REST example (`ops-trigger-rest`: the deployment's id, then
+    create_flow_run with two parameters), run as written against $PREFECT_API_URL. Run
+    parameters merge with the deployment's per field: every other parameter keeps the
+    deployment's value."""
+    done = run_bash(block("ops-trigger-rest"), cwd=served["work"], env=server["env"],
+                    timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout)
+    assert "id" in answer, answer
+    final = wait_for_run(server["url"], answer["id"])
     assert final["state_type"] == "COMPLETED", served["log"].read_text()[-3000:]
-    used = json.loads((out / "summary.json").read_text())["parameters"]
+    out = served["work"] / "results" / "api"  # relative: the serving process's directory
+    summary = json.loads((out / "summary.json").read_text())
+    used = summary["parameters"]
     from spectral_pipeline.deployments.serve import RECOMMENDED
 
-    assert used["n_clusters"] == 3
+    assert used["n_clusters"] == 12
     for name, value in RECOMMENDED.items():
         if name != "n_clusters":
             assert used[name] == value, (name, used[name], value)
     assert str(dataset[0]) in used["input"]  # the deployment's input, not the flow's default
-    assert len(set(_labels(out))) == 3
+    np.testing.assert_array_equal(_labels(out), _library_labels(summary))
+    assert len(set(_labels(out))) == 12
+
+
+def _library_labels(summary):
+    """The library's labels for the parameters and feature columns a run recorded."""
+    import pandas as pd
+
+    from spectral_core import SpectralClustering
+    from spectral_core.params import PARAMETERS
+
+    used = summary["parameters"]
+    X = pd.read_parquet(used["input"])[used["feature_columns"]].to_numpy(np.float64)
+    return SpectralClustering(**{k: used[k] for k in PARAMETERS if k in used}).fit(X).labels_
 
 
 def test_invalid_parameter_is_rejected_and_no_run_starts(server, served, dataset, tmp_path):
@@ -153,32 +172,37 @@ def test_the_ui_is_served_and_lists_the_deployments(server, served):
     assert status == 200 and ui_settings["api_url"] == server["url"], ui_settings
 
 
-def test_cli_trigger_failure_then_retry_resumes(server, served, dataset, tmp_path):
-    out = tmp_path / "out"
-    served["fault"].write_text("embed:2:raise")  # embed fails after two parts, every attempt
+def test_cli_trigger_failure_then_retry_resumes(server, served):
+    """The operations page's `ops-trigger-cli` (a run with two parameters), failing in embed
+    after one part, then its `ops-retry` (the logs, then `prefect flow-run retry $RUN_ID`):
+    the retried run resumes, earlier stages Cached, and its labels equal the library's."""
+    out = served["work"] / "results" / "adhoc"  # relative: the serving process's directory
+    served["fault"].write_text("embed:1:raise")  # embed fails after one part, every attempt
     try:
-        result = subprocess.run(
-            [str(BIN / "prefect"), "deployment", "run", "spectral-clustering/on-demand",
-             "--params", json.dumps(_run_params(dataset, out, block_size=500))],
-            env=server["env"], capture_output=True, text=True, timeout=120, check=True)
-        run_id = result.stdout.split("UUID:")[1].split()[0]
+        started = run_bash(block("ops-trigger-cli"), cwd=served["work"], env=server["env"],
+                           timeout=120)
+        assert started.returncode == 0, started.stderr[-2000:]
+        run_id = started.stdout.split("UUID:")[1].split()[0]
         failed = wait_for_run(server["url"], run_id)
         assert failed["state_type"] == "FAILED", failed["state_type"]
     finally:
         served["fault"].unlink()
     assert not (out / "labels" / "_SUCCESS.json").exists()
     done_parts = len(list(out.glob("checkpoints/*/embed/part-*.parquet")))
-    assert done_parts >= 2
-    subprocess.run([str(BIN / "prefect"), "flow-run", "retry", run_id], env=server["env"],
-                   capture_output=True, text=True, timeout=120, check=True)
+    assert 1 <= done_parts < 3  # the on-demand input is 3 files: 3 blocks
+    retried = run_bash(block("ops-retry"), cwd=served["work"],
+                       env={**server["env"], "RUN_ID": run_id}, timeout=120)
+    assert retried.returncode == 0, retried.stderr[-2000:]
+    assert "InjectedFault" in retried.stdout, retried.stdout[-3000:]  # the logs say why
     final = wait_for_run(server["url"], run_id)
     assert final["state_type"] == "COMPLETED", served["log"].read_text()[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert {s: v["state"] for s, v in summary["stages"].items()} == {
         "sample_landmarks": "Cached", "kernel_blocks": "Cached", "eigendecompose": "Cached",
         "embed": "Completed", "assign_labels": "Completed"}
-    assert summary["stages"]["embed"]["parts_computed"] == 6 - done_parts
-    np.testing.assert_array_equal(_labels(out), dataset[2])
+    assert summary["stages"]["embed"]["parts_computed"] == 3 - done_parts
+    assert summary["parameters"]["n_clusters"] == 12
+    np.testing.assert_array_equal(_labels(out), _library_labels(summary))
 
 
 def test_run_on_an_existing_dask_cluster_through_the_server(server, served, dataset, tmp_path):
@@ -216,63 +240,57 @@ def test_run_on_an_existing_dask_cluster_through_the_server(server, served, data
             p.wait(timeout=30)
 
 
-def test_readme_rest_commands_trigger_a_run(server, served, dataset, tmp_path):
-    """The README's two curl commands, run as written (with this test's paths)."""
-    clean = dataset[2]
-    body = json.dumps({"parameters": _run_params(dataset, tmp_path / "api")})
-    script = (
-        "set -euo pipefail\n"
-        "DEP=$(curl -s $PREFECT_API_URL/deployments/name/spectral-clustering/on-demand | "
-        "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')\n"
-        f"curl -s -X POST $PREFECT_API_URL/deployments/$DEP/create_flow_run "
-        f"-H 'Content-Type: application/json' -d '{body}'\n"
-    )
-    out = subprocess.run(["bash", "-c", script], env=server["env"], capture_output=True,
-                         text=True, timeout=60, check=True)
-    assert "id" in json.loads(out.stdout), out.stdout[-2000:]
-    run_id = json.loads(out.stdout)["id"]
-    watch = subprocess.run([str(BIN / "prefect"), "flow-run", "watch", run_id],
-                           env=server["env"], capture_output=True, text=True, timeout=300)
-    assert wait_for_run(server["url"], run_id)["state_type"] == "COMPLETED", watch.stdout[-2000:]
-    np.testing.assert_array_equal(_labels(tmp_path / "api"), clean)
-
-
-def test_work_pool_deployments_from_prefect_yaml(server, dataset, tmp_path):
-    """prefect.yaml on a process work pool: create the pool, deploy, start a worker, run."""
+def test_work_pool_deployments_from_prefect_yaml_and_from_the_module(server, dataset,
+                                                                   tmp_path):
+    """The operations page's work-pool examples, as written: `ops-work-pool` (create the
+    pool), `ops-deploy-yaml` (prefect deploy with prefect.yaml, from the checkout), then
+    `ops-worker` (a worker) runs a triggered run; then `ops-deploy-module` (the installed
+    package's route) registers the same two deployments again, and the worker runs them."""
     from .conftest import ROOT, stop
 
-    env = {**server["env"], "SPECTRAL_PROJECT_DIR": str(ROOT),
-           "SPECTRAL_NIGHTLY_INPUT": str(dataset[0]),
+    env = {**server["env"], "SPECTRAL_NIGHTLY_INPUT": str(dataset[0]),
            "SPECTRAL_NIGHTLY_OUTPUT": str(tmp_path / "nightly"),
            "SPECTRAL_ON_DEMAND_INPUT": str(dataset[0]),
            "SPECTRAL_ON_DEMAND_OUTPUT": str(tmp_path / "on-demand"),
            "SPECTRAL_NIGHTLY_CRON": "30 3 * * *"}
-    prefect = str(BIN / "prefect")
-    subprocess.run([prefect, "work-pool", "create", "spectral-pool", "--type", "process"],
-                   env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
-    deploy = subprocess.run([prefect, "--no-prompt", "deploy", "--all", "--prefect-file",
-                             "deployments/prefect.yaml"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
-    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
-    status, dep = api(f"{server['url']}/deployments/filter", "POST",
-                      {"work_pools": {"name": {"any_": ["spectral-pool"]}}})
-    assert status == 200 and {d["name"] for d in dep} == {"nightly", "on-demand"}
-    nightly = next(d for d in dep if d["name"] == "nightly")
+    for name in ("ops-work-pool", "ops-deploy-yaml"):
+        done = run_bash(block(name), cwd=ROOT, env=env)  # $PWD: the checkout
+        assert done.returncode == 0, (name, done.stdout[-3000:] + done.stderr[-3000:])
+    deps = _pool_deployments(server)
+    nightly = next(d for d in deps if d["name"] == "nightly")
     assert nightly["schedules"][0]["schedule"]["cron"] == "30 3 * * *"
-    log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen([prefect, "worker", "start", "--pool", "spectral-pool"], env=env,
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    worker = start_bash(block("ops-worker"), cwd=ROOT, env=env,
+                        log=open(tmp_path / "worker.log", "w"))
     try:
-        on_demand = next(d for d in dep if d["name"] == "on-demand")
-        status, run = api(f"{server['url']}/deployments/{on_demand['id']}/create_flow_run",
-                          "POST", {"parameters": _run_params(dataset, tmp_path / "pool")})
-        assert status == 201, run
-        final = wait_for_run(server["url"], run["id"], timeout=300)
-        assert final["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
-        np.testing.assert_array_equal(_labels(tmp_path / "pool"), dataset[2])
+        _run_on(server, deps, dataset, tmp_path / "pool", tmp_path / "worker.log")
+        del env["SPECTRAL_NIGHTLY_CRON"]  # optional for the module: 02:00 UTC by default
+        done = run_bash(block("ops-deploy-module"), cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        deps = _pool_deployments(server)
+        nightly = next(d for d in deps if d["name"] == "nightly")
+        assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
+        assert {d["entrypoint"] for d in deps} == {
+            "spectral_pipeline.flows.spectral.spectral_clustering"}
+        _run_on(server, deps, dataset, tmp_path / "module", tmp_path / "worker.log")
     finally:
         stop(worker)
+
+
+def _pool_deployments(server):
+    status, deps = api(f"{server['url']}/deployments/filter", "POST",
+                       {"work_pools": {"name": {"any_": ["spectral-pool"]}}})
+    assert status == 200 and {d["name"] for d in deps} == {"nightly", "on-demand"}, deps
+    return deps
+
+
+def _run_on(server, deps, dataset, out, log):
+    on_demand = next(d for d in deps if d["name"] == "on-demand")
+    status, run = api(f"{server['url']}/deployments/{on_demand['id']}/create_flow_run",
+                      "POST", {"parameters": _run_params(dataset, out)})
+    assert status == 201, run
+    final = wait_for_run(server["url"], run["id"], timeout=300)
+    assert final["state_type"] == "COMPLETED", log.read_text()[-3000:]
+    np.testing.assert_array_equal(_labels(out), dataset[2])
 
 
 def test_a_path_outside_the_allowed_roots_is_refused(server, served, dataset, tmp_path):

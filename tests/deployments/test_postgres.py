@@ -11,8 +11,9 @@ import pytest
 
 from spectral_pipeline.flows.server import free_port
 
+from ..docs.examples import block, start_bash, with_ports
 from ..system import apt_install
-from .conftest import BIN, api, base_env, stop, wait_for_run, wait_healthy
+from .conftest import api, base_env, start_server, stop, wait_for_run, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -66,22 +67,23 @@ def postgres():
 
 
 def test_server_on_postgresql_runs_a_deployment(postgres, dataset, tmp_path):
+    """The operations page's PostgreSQL example (`ops-postgres`), then its server
+    (`ops-server-start`) in the same shell and its `ops-serve`, as written but on this
+    test's ports."""
+    pg_port = int(postgres["url"].rsplit(":", 1)[1].split("/")[0])
+    setting = with_ports(block("ops-postgres"), {5432: pg_port})
+    assert setting.strip() == f"export PREFECT_API_DATABASE_CONNECTION_URL={postgres['url']}"
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = base_env(tmp_path / "home", PREFECT_API_DATABASE_CONNECTION_URL=postgres["url"],
-                   PREFECT_API_URL=url)
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    serve_log = open(tmp_path / "serve.log", "w")
+    env = base_env(tmp_path / "home")
+    server = start_server(port, env, tmp_path, tmp_path / "server.log", before=setting)
     served = None
     try:
         wait_healthy(url, server, tmp_path / "server.log")
-        served = subprocess.Popen(
-            [str(BIN / "python"), "-m", "spectral_pipeline.deployments.serve"], cwd=tmp_path,
-            env={**env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}, stdout=serve_log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+        served = start_bash(block("ops-serve"), cwd=tmp_path,
+                            env={**env, "PREFECT_API_URL": url,
+                                 "PREFECT_RUNNER_POLL_FREQUENCY": "2"},
+                            log=open(tmp_path / "serve.log", "w"))
         deadline = time.monotonic() + 120
         while api(url + "/deployments/name/spectral-clustering/on-demand")[0] != 200:
             assert time.monotonic() < deadline and served.poll() is None

@@ -199,3 +199,35 @@ def test_workers_that_share_no_disk_run_the_flow_through_s3(s3_env, s3_data, blo
     assert len(executed) == 2 and all(n >= 5 for n in executed.values()), executed
     assert all(os.path.exists(p) for p in local)  # here they exist; on the workers they don't
     assert seen and not any(any(found) for found in seen.values()), seen
+
+
+def test_the_docs_s3_command_against_an_s3_server(s3, tmp_path):
+    """The object-storage page's command (`storage-s3-run`), as written: the input in bucket
+    `lake` under `events/`, the output in bucket `results`, the credentials and the endpoint
+    in the standard AWS environment."""
+    import s3fs
+    from sklearn.metrics import adjusted_rand_score
+
+    from ..docs.examples import block, customers, run_bash
+
+    truth = customers(tmp_path / "events", centres=12)
+    client = s3.client()
+    for bucket in ("lake", "results"):
+        try:
+            client.create_bucket(Bucket=bucket)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass
+    for f in sorted((tmp_path / "events").glob("*.parquet")):
+        client.put_object(Bucket="lake", Key=f"events/{f.name}", Body=f.read_bytes())
+    env = cli_env(tmp_path, PREFECT_API_URL=current_api_url(), **s3.env())
+    done = run_bash(block("storage-s3-run"), cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    s3fs.S3FileSystem.clear_instance_cache()
+    labels = pd.read_parquet("s3://results/segments/labels", storage_options={
+        "key": s3.access_key, "secret": s3.secret_key, "endpoint_url": s3.endpoint_url})
+    assert labels["customer_id"].tolist() == list(range(10_000, 13_000))
+    assert adjusted_rand_score(truth, labels["label"]) > 0.99  # 12 blobs in 8 dimensions
+    summary = json.loads(client.get_object(Bucket="results", Key="segments/summary.json")
+                         ["Body"].read())
+    assert summary["parameters"]["n_clusters"] == 12
+    assert s3.secret_key not in json.dumps(summary) + done.stdout + done.stderr

@@ -1,0 +1,51 @@
+"""The README's and the pipeline page's examples: the command on the data they name, then
+the pycon blocks that read what it wrote (run in the same folder)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from ..flows.helpers import cli_env, current_api_url
+from .examples import DOCS, README, block, customers, run_bash, run_page_doctest, venv_link
+
+pytestmark = pytest.mark.slow
+
+
+def _check_run(folder, truth, done):
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "suggested n_clusters 10" in done.stdout, done.stdout
+    labels = pd.read_parquet(folder / "out" / "labels")
+    assert labels["customer_id"].tolist() == list(range(10_000, 13_000))
+    assert adjusted_rand_score(truth, labels["label"]) == 1.0
+    summary = json.loads((folder / "out" / "summary.json").read_text())
+    assert summary["parameters"]["n_components"] == 500
+    assert (folder / "out" / "report.html").exists()
+
+
+def test_readme_run_and_its_examples(prefect_server, tmp_path):
+    """The README's pycon blocks (the library on digits; pandas reading `out/labels`) after
+    its `spectral-flow run` (on this worker's Prefect server), in a folder whose `.venv` is
+    this test environment and whose `data/` holds 3,000 customers in 10 groups."""
+    folder = venv_link(tmp_path / "project")
+    truth = customers(folder / "data")
+    env = cli_env(tmp_path, PREFECT_API_URL=current_api_url())
+    done = run_bash(block("readme-run"), cwd=folder, env=env)
+    _check_run(folder, truth, done)
+    assert run_page_doctest(README, folder) >= 10
+
+
+def test_pipeline_page(prefect_server, tmp_path):
+    """The pipeline page: its command, then its pycon blocks (pandas, Dask, summary.json,
+    and the flow called from Python, whose labels must equal the command's)."""
+    folder = tmp_path / "project"
+    truth = customers(folder / "data")
+    env = cli_env(tmp_path, PREFECT_API_URL=current_api_url())
+    done = run_bash(block("pipeline-run"), cwd=folder, env=env)
+    _check_run(folder, truth, done)
+    assert run_page_doctest(DOCS / "pipeline.md", folder) >= 15
+    python_run = pd.read_parquet(folder / "out-python" / "labels")
+    np.testing.assert_array_equal(python_run["label"],
+                                  pd.read_parquet(folder / "out" / "labels")["label"])
