@@ -242,10 +242,10 @@ _GRAM_CHUNK_ROWS = 2048
 #: float32 data: BᵀB is summed in float32 over pieces of this many rows, each piece's result
 #: added to a float64 total, when the kept W's condition number is at most
 #: ``_FLOAT32_GRAM_MAX_COND``: a float32 syrk runs at twice the float64 rate, and measured on
-#: 200k float32 blobs (m = 500, κ = 550) G moves by 1.6e-7 of its norm and its top 20
+#: 200k float32 blobs (m = 500, κ = 550) G moves by 1.7e-7 of its norm and its top 20
 #: eigenvalues by 1e-9 (benchmarks/profile.md), below what float32 kernel values already
 #: carry. The error grows with κ, so a worse-conditioned W is summed in float64.
-_FLOAT32_GRAM_ROWS = 256
+_FLOAT32_GRAM_ROWS = 512
 _FLOAT32_GRAM_MAX_COND = 1e4
 
 
