@@ -64,10 +64,13 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_once(params: dict, env: dict, python: str = sys.executable) -> dict:
+def run_once(params: dict, env: dict, python: str = sys.executable, cwd: str | None = None
+             ) -> dict:
     """One flow run in a fresh process: wall time, peak RSS (the tree's and the flow process's
-    own), its result or its error."""
-    proc = subprocess.Popen([python, "-c", _RUN, json.dumps(params)], env=env,
+    own), its result or its error. ``cwd`` must not be a checkout: ``python -c`` puts the
+    working directory first on ``sys.path``, where a checkout's ``spectral_core`` would shadow
+    the version installed for ``python``."""
+    proc = subprocess.Popen([python, "-c", _RUN, json.dumps(params)], env=env, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ps, peak, own, stop = psutil.Process(proc.pid), [0], [0], threading.Event()
 
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                           "block_size": args.block_size}
                 if store == "local":  # a kept --workdir must not make the run resume
                     shutil.rmtree(out, ignore_errors=True)
-                run = run_once(params, env, pythons[which])
+                run = run_once(params, env, pythons[which], cwd=str(work))
                 if run["code"] == 0:
                     filesystem = fs if store == "s3" else None
                     path = out.removeprefix("s3://") + "/labels"

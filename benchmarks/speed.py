@@ -94,8 +94,10 @@ def run_child(system: str, source: str, m: int, dtype: str, python: dict[str, st
     """One fit in a fresh interpreter (threads only, so its own peak RSS is the whole);
     ``source`` is a row count to generate, or a ``.npz`` file to load."""
     exe = python["daskml"] if system.startswith("daskml") else sys.executable
+    # From a neutral folder: `python -c` puts the working directory first on sys.path, where
+    # a checkout's spectral_core would shadow the one installed for `exe`.
     out = subprocess.run([exe, "-c", _CHILD, system, source, str(m), dtype],
-                         capture_output=True, text=True, check=True)
+                         cwd=tempfile.gettempdir(), capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
