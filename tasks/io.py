@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 import warnings
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
@@ -169,12 +171,20 @@ def plan_dataset(
         if not cols:
             raise InputError(f"The input has no numeric feature columns (columns: {names}).")
     memo = _load_fingerprints(fingerprints) if store.is_local else {}
+    if hash_files:
+        # One thread per core: hashlib and file reads release the GIL, and hashing is the
+        # plan's whole cost on a fresh local dataset (~1.7 s per GB on one core here).
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:
+            contents = list(pool.map(lambda pi: _content_id(store, *pi, memo),
+                                     zip(paths, infos, strict=True)))
+    else:
+        contents = [f"{info['size']}:{info['version']}" for info in infos]
     files, blocks, start = [], [], 0
     for i, (path, meta, info) in enumerate(zip(paths, metas, infos, strict=True)):
         files.append(InputFile(path=path, size=info["size"], version=info["version"],
-                               rows=meta.num_rows,
-                               content=_content_id(store, path, info, memo) if hash_files
-                               else f"{info['size']}:{info['version']}"))
+                               rows=meta.num_rows, content=contents[i]))
         groups, rows = [], 0
         for g in range(meta.num_row_groups):
             n = meta.row_group(g).num_rows
@@ -206,8 +216,6 @@ def _shown(store: Store, path: str) -> str:
 
 def _file_info(store: Store, path: str) -> dict[str, Any]:
     if store.is_local:
-        import os
-
         st = os.stat(path)
         return {"size": st.st_size, "version": f"{st.st_mtime_ns}:{st.st_ino}"}
     info = store.fs.info(path)
@@ -468,6 +476,23 @@ def arrays_to_table(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> pa.T
     return table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
 
 
+def _dictionary_columns(table: pa.Table) -> list[str]:
+    """The columns worth dictionary encoding: integers of a narrow range (labels).
+
+    Parquet's default tries a dictionary for every column and falls back to plain encoding
+    once the dictionary outgrows a page. For floats and unique ids that attempt is pure cost:
+    a 262,144 × 10 float32 part took 249 ms to write with it and 23 ms without (and is a third
+    smaller); a (row id, label) part 35 ms against 8 ms with the dictionary on labels alone.
+    """
+    names = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_integer(field.type) and len(column):
+            low, high = pc.min(column).as_py(), pc.max(column).as_py()
+            if high - low < 2**16:
+                names.append(field.name)
+    return names
+
+
 def write_part(store: Store, name: str, arrays: dict[str, Any], **meta: Any) -> Part:
     """Write one checkpoint part (all or nothing) and describe it for the manifest."""
     rows = {len(a) for a in arrays.values()}
@@ -479,7 +504,8 @@ def write_part(store: Store, name: str, arrays: dict[str, Any], **meta: Any) -> 
     import io
 
     buf = io.BytesIO()
-    pq.write_table(table, buf, write_page_checksum=True)
+    pq.write_table(table, buf, write_page_checksum=True,
+                   use_dictionary=_dictionary_columns(table))
     data = buf.getvalue()
     store.write_bytes(name, data)
     return Part(name=name, size=len(data), rows=n)
