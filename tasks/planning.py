@@ -177,7 +177,9 @@ def write_outputs(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
     # drawn here on the worker with matplotlib's Agg, inlined as PNG data URIs.
     _, U, raw = report.sample_embedding(job)
     numbering = _Numbering(**raw_manifest.result["numbering"])
-    figures = report.render_figures(summary, report.principal_axes(U), numbering[raw])
+    labels = numbering[raw]
+    figures = report.render_figures(summary, report.cluster_plane(U, labels, seed=job.seed),
+                                    labels)
     files["report"] = out.display("report.html")
     out.write_bytes("report.html", report.report_html(summary, figures).encode())
     out.write_bytes("summary.json", json.dumps(summary, indent=2, default=str).encode())

@@ -49,6 +49,23 @@ def _sample_part(item: tuple[Block, Part, Part, np.ndarray], embed_store: Store,
     return U[local], raw[local]
 
 
+def allocate(rows: int, sizes: list[int]) -> list[int]:
+    """How many of ``rows`` to take from each of blocks of ``sizes``: in proportion to their
+    size, never more than a block holds, summing to exactly ``min(rows, sum(sizes))``
+    (largest remainders get the rounding, so the total is what the picture's title says)."""
+    sizes_ = np.asarray(sizes, dtype=np.int64)
+    total = int(sizes_.sum())
+    want = min(rows, total)
+    if want == 0:
+        return [0] * len(sizes)
+    exact = want * sizes_ / total
+    take = np.minimum(np.floor(exact).astype(np.int64), sizes_)
+    order = np.argsort(-(exact - take), kind="stable")  # largest remainder first
+    for i in order[: want - int(take.sum())]:
+        take[i] += 1
+    return take.tolist()
+
+
 def sample_embedding(job: Job, rows: int = SAMPLE_ROWS, parts: int = SAMPLE_PARTS
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Up to ``rows`` rows of the embedding: their row numbers in the dataset (n_sample,),
@@ -65,11 +82,9 @@ def sample_embedding(job: Job, rows: int = SAMPLE_ROWS, parts: int = SAMPLE_PART
     blocks = job.plan.blocks
     rng = np.random.default_rng(job.seed)
     chosen = np.sort(rng.choice(len(blocks), size=min(parts, len(blocks)), replace=False))
-    available = sum(blocks[i].rows for i in chosen)
     items = []
-    for i in chosen:
+    for i, take in zip(chosen, allocate(rows, [blocks[i].rows for i in chosen]), strict=True):
         b = blocks[i]
-        take = min(b.rows, round(rows * b.rows / available))
         if take:
             local = np.sort(rng.choice(b.rows, size=take, replace=False))
             items.append((b, embed_list[i], labels.parts[i], local))
@@ -80,16 +95,56 @@ def sample_embedding(job: Job, rows: int = SAMPLE_ROWS, parts: int = SAMPLE_PART
             np.concatenate([raw for _, raw in found]))
 
 
-def principal_axes(U: np.ndarray) -> np.ndarray:
-    """The sample's coordinates on its first two principal axes (n, 2), for display only.
+#: Planes tried by :func:`cluster_plane` besides the centres' two principal axes.
+PLANES = 256
 
-    The row-normalized embedding has n_clusters (or more) columns; its clusters sit near
-    distinct directions, which the two axes of largest variance separate best in a plane.
+
+def _separation(xy: np.ndarray, labels: np.ndarray, clusters: np.ndarray) -> float:
+    """How well a 2-D view keeps the clusters apart: the smallest distance between two
+    clusters' centres over the sum of their spreads (95th percentile radius), plus 2 % of
+    the largest centre distance so that point-like clusters compare by distance alone."""
+    centres = np.array([xy[labels == c].mean(axis=0) for c in clusters])
+    spreads = np.array([np.quantile(np.linalg.norm(xy[labels == c] - centre, axis=1), 0.95)
+                        for c, centre in zip(clusters, centres, strict=True)])
+    i, j = np.triu_indices(len(clusters), 1)
+    gaps = np.linalg.norm(centres[i] - centres[j], axis=1)
+    return float(np.min(gaps / (spreads[i] + spreads[j] + 0.02 * gaps.max() + 1e-300)))
+
+
+def cluster_plane(U: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The sample's coordinates (n, 2) on the plane that keeps its clusters furthest apart,
+    for display only.
+
+    The row-normalized embedding of c well-separated clusters puts each near its own
+    direction: c points at the corners of a simplex. Its principal axes are then nearly
+    equal, and the plane they pick can stack two corners (four exact blobs drawn as two dots
+    and a streak). Instead, every plane within the span of the cluster centres is a
+    candidate: the centres' two principal axes and ``PLANES`` random ones (seeded); the one
+    whose worst pair of clusters is furthest apart, relative to their spreads, is drawn.
+    Unassigned rows (label < 0) are drawn but do not choose the plane.
     """
-    centred = U - U.mean(axis=0)
-    _, _, Vt = np.linalg.svd(centred, full_matrices=False)
-    xy = centred @ Vt[:2].T
-    return xy if xy.shape[1] == 2 else np.column_stack([xy, np.zeros(len(xy))])
+    U = np.asarray(U, dtype=np.float64)
+    clusters = np.unique(labels[labels >= 0])
+    if len(U) == 0:
+        return np.zeros((0, 2))
+    if len(clusters) < 2:  # nothing to separate: the sample's own principal axes
+        centred = U - U.mean(axis=0)
+        basis = np.linalg.svd(centred, full_matrices=False)[2][:2]
+        xy = centred @ basis.T
+        return xy if xy.shape[1] == 2 else np.column_stack([xy, np.zeros(len(xy))])
+    centres = np.array([U[labels == c].mean(axis=0) for c in clusters])
+    middle = centres.mean(axis=0)
+    _, sv, Vt = np.linalg.svd(centres - middle, full_matrices=False)
+    span = Vt[: max(2, int(np.count_nonzero(sv > 1e-9 * sv[0])))]  # (p, k), p ≥ 2
+    if span.shape[0] < 2:  # k = 1 embedding column: pad with a zero axis
+        return np.column_stack([(U - middle) @ span[0], np.zeros(len(U))])
+    rng = np.random.default_rng(seed)
+    planes = [span[:2]] + [np.linalg.qr(rng.standard_normal((span.shape[0], 2)))[0].T @ span
+                           for _ in range(PLANES)]
+    centred = U - middle
+    views = [centred @ plane.T for plane in planes]
+    scores = [_separation(xy, labels, clusters) for xy in views]
+    return views[int(np.argmax(scores))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,7 +220,7 @@ def plot_cluster_sizes(sizes: list[int]) -> bytes:
 
 
 def plot_embedding(xy: np.ndarray, labels: np.ndarray, n_rows: int) -> bytes:
-    """The sample on its two principal axes, one colour per cluster."""
+    """The sample on the plane of :func:`cluster_plane`, one colour per cluster."""
     fig = _figure(6.4, 4.8)
     ax = fig.add_subplot()
     n_labels = int(labels.max(initial=-1)) + 1
@@ -181,8 +236,8 @@ def plot_embedding(xy: np.ndarray, labels: np.ndarray, n_rows: int) -> bytes:
     if n_labels <= 20:
         ax.legend(title="cluster", fontsize=7, title_fontsize=8, markerscale=2.5,
                   loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    ax.set_xlabel("principal axis 1")
-    ax.set_ylabel("principal axis 2")
+    ax.set_xlabel("cluster plane, axis 1")
+    ax.set_ylabel("cluster plane, axis 2")
     ax.set_title(f"Embedding: {len(labels):,} of {n_rows:,} rows")
     ax.grid(alpha=0.3)
     return _png(fig)
@@ -210,8 +265,8 @@ CAPTIONS = {
     "spectrum": "Leading eigenvalues of the normalized affinity; the largest gap suggests "
                 "n_clusters",
     "cluster_sizes": "Rows per cluster",
-    "embedding": "A sample of the spectral embedding on its first two principal axes, "
-                 "coloured by label",
+    "embedding": "A sample of the spectral embedding on the plane that keeps its clusters "
+                 "furthest apart, coloured by label",
 }
 
 
