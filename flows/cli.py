@@ -32,7 +32,6 @@ from typing import Any
 #: Quiet, offline-friendly defaults for the embedded mode (a user's own settings win).
 _ENV_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DASK_LOGGING__DISTRIBUTED": "warning",
     "DASK_DISTRIBUTED__WORKER__DAEMON": "false",
 }
 
@@ -297,6 +296,10 @@ def run_flow(params, *, quiet: bool = False, verbose: bool = False) -> dict[str,
     _environment()
     if not verbose:  # also for Dask worker processes, which configure their own logging
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    else:  # Dask's own INFO lines too (flows/runner.py)
+        from .runner import VERBOSE
+
+        os.environ[VERBOSE] = "1"
     _freeze_at_exit()
     gc.disable()  # the imports below allocate ~300,000 objects and free almost none
     try:

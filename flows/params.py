@@ -41,8 +41,10 @@ class FormSchema:
 
     - a choice or None: one ``enum`` that includes null (a dropdown with a "None" option);
     - a dict or None: ``oneOf`` object/null, which the form shows as a JSON editor;
-    - anything else or None: the value's branch first and null as ``enum: [null]`` (the UI
-      picks a branch for null by ``type: null`` only, so the form opens on the input);
+    - anything else or None: the value's branch first, then null (``type: null``): the form
+      shows Prefect's usual toggle between the value and None, on None for a null value.
+      (A null branch without ``type: null`` would open on the input, but the form finds no
+      branch for a null value then, and says so in the browser's console for each field.)
     - ``const: "auto"`` becomes ``enum: ["auto"]`` (a one-option dropdown);
     - bounds move into ``allOf``: the form merges ``allOf`` into the one input it shows, and
       the UI's check before Submit (``/ui/schemas/validate``) sees them there; it drops a
@@ -74,7 +76,7 @@ def form_schema(schema: dict[str, Any]) -> dict[str, Any]:
         return {**rest, "enum": [*values[0]["enum"], None]}
     if any(branch.get("type") == "object" for branch in values):
         return {**rest, "oneOf": [*values, {"type": "null"}]}
-    return {**rest, "anyOf": [*values, {"enum": [None], "title": "None"}]}
+    return {**rest, "anyOf": [*values, {"type": "null", "enum": [None], "title": "None"}]}
 
 
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
@@ -89,7 +91,9 @@ def _no_const(branch: dict[str, Any]) -> dict[str, Any]:
 class DaskOptions(BaseModel):
     """Where the tasks run: a local Dask cluster (default) or an existing scheduler."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Fields titled by their names, like the flow's own parameters (pydantic's default title
+    # would show "N Workers" in the run form beside snake_case names).
+    model_config = ConfigDict(extra="forbid", field_title_generator=lambda name, _: name)
 
     address: Annotated[str | None, FormSchema()] = Field(
         None, description="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786. "
@@ -210,9 +214,19 @@ SpectralParams = create_model(
 # generated from the model, so the form, the REST schema, the CLI and the estimator keep one
 # table; the model still validates the rules between parameters when the flow starts.
 
+#: The parameters a run usually sets, first, in the order an operator thinks of them: the
+#: data, how many clusters, the graph and its landmarks, the seed, the columns. Every other
+#: field follows in the model's order (the run's storage, then the estimator's remaining
+#: parameters in dask-ml's order, the Dask cluster last). The estimator itself keeps dask-ml's
+#: signature order; this is only the order of the flow's parameters (its form, its ``Args``,
+#: the command's flags and the documentation's table).
+COMMON = ("input", "output_dir", "n_clusters", "affinity", "n_components", "landmarks",
+          "n_neighbors", "gamma", "random_state", "id_column", "feature_columns")
+
+
 def _order() -> list[str]:
-    """The form's order: the data first, then the estimator's parameters, the cluster last."""
-    return list(SpectralParams.model_fields)
+    """The flow's parameters in the form's order: :data:`COMMON`, then the rest."""
+    return [*COMMON, *(name for name in SpectralParams.model_fields if name not in COMMON)]
 
 
 def _annotation(name: str) -> Any:

@@ -7,6 +7,8 @@ when its client is first needed: one flow run, one run page, whatever the cluste
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from typing import Any
 
@@ -15,6 +17,33 @@ from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from .params import DaskOptions
+
+
+#: Set (to anything) to keep Dask's INFO lines in a run's output; ``spectral-flow --verbose``
+#: and ``serve --verbose`` set it, and a serve process's flow runs inherit it.
+VERBOSE = "SPECTRAL_PIPELINE_VERBOSE"
+
+
+def quiet_dask_logs() -> bool:
+    """Raise Dask's loggers to WARNING for a run's cluster, unless asked for more.
+
+    distributed logs at INFO by default: a local cluster's start and stop, every worker's,
+    "Lost all workers" as the run ends, and a hint to install jupyter-server-proxy (a package
+    the pipeline does not use) each time a dashboard starts: about forty lines a run in the
+    output of the process that runs it. They stay out unless :data:`VERBOSE` is set or the
+    Dask configuration sets a logging level itself (its ``logging`` or
+    ``distributed.logging`` section, or ``logging-file-config``), which is then obeyed.
+    Worker processes set up their own logging when they start: they learn the level through
+    the environment they inherit. Returns whether it quieted.
+    """
+    import dask
+
+    if os.environ.get(VERBOSE) or any(dask.config.get(key, None) for key in (
+            "logging", "distributed.logging", "logging-file-config")):
+        return False
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    return True
 
 
 def cluster_settings(options: DaskOptions) -> dict[str, Any]:
@@ -75,6 +104,8 @@ class RunDaskTaskRunner(DaskTaskRunner):
                 value = (context.parameters if context else {}).get("dask")
                 self.configure(value if isinstance(value, DaskOptions) else
                                DaskOptions.model_validate(value or {}))
+            if self._client is None:
+                quiet_dask_logs()
             return DaskTaskRunner.client.fget(self)
 
     def submit(self, task, parameters, wait_for=None, dependencies=None):

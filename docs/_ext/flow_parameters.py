@@ -102,7 +102,12 @@ def rows(model: str = "flow") -> list[tuple[str, ...]]:
 
     flags = _flags()
     out = []
-    fields = SpectralParams.model_fields if model == "flow" else DaskOptions.model_fields
+    if model == "flow":  # the form's order
+        from spectral_pipeline.flows.params import _order
+
+        fields = {name: SpectralParams.model_fields[name] for name in _order()}
+    else:
+        fields = DaskOptions.model_fields
     for name, field in fields.items():
         dest = name if model == "flow" else f"dask.{name}"
         if name == "dask":

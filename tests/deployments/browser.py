@@ -55,6 +55,9 @@ class Page:
             target = next(t for t in json.load(r) if t["type"] == "page")
         self._ws = connect(target["webSocketDebuggerUrl"], max_size=None)
         self._id = 0
+        #: The page's console calls, in order: (type, text), such as ("warning", "...").
+        self.console: list[tuple[str, str]] = []
+        self._call("Runtime.enable")  # before navigating: the first scripts' calls count
         self._call("Page.navigate", url=self.url)
         return self
 
@@ -76,6 +79,10 @@ class Page:
         self._ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
         while True:
             message = json.loads(self._ws.recv(timeout=60))
+            if message.get("method") == "Runtime.consoleAPICalled":
+                event = message["params"]
+                self.console.append((event["type"], " ".join(
+                    str(arg.get("value", arg.get("description", ""))) for arg in event["args"])))
             if message.get("id") == self._id:
                 assert "error" not in message, message
                 return message["result"]
@@ -97,6 +104,13 @@ class Page:
                 return value
             time.sleep(0.5)
         raise AssertionError(f"page {self.url} never satisfied {expression!r}")
+
+    def screenshot(self, path) -> None:
+        """The page as it is now, as a PNG file."""
+        import base64
+
+        data = self._call("Page.captureScreenshot", format="png")["data"]
+        Path(path).write_bytes(base64.b64decode(data))
 
     def click_button(self, text: str) -> None:
         """Click the first <button> whose text is ``text``."""
