@@ -43,7 +43,7 @@ import psutil
 
 _RUN = r"""
 import json, sys
-from spectral_pipeline.flows.cli import run_flow
+from spectral_pipeline.flows.running import run_flow
 from spectral_pipeline.flows.params import SpectralParams
 params = SpectralParams(**json.loads(sys.argv[1]))
 print("RESULT " + json.dumps(run_flow(params, quiet=True)))
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     from machine import describe
     from sklearn.metrics import adjusted_rand_score
 
-    from spectral_pipeline.flows.cli import write_blobs
+    from spectral_pipeline.flows.demo_data import write_blobs
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="spectral-scale-"))
     start = time.perf_counter()

@@ -11,7 +11,6 @@ is built, with the estimator's messages.
 from __future__ import annotations
 
 import os
-import re
 from typing import Annotated, Any, Literal, Union
 
 import annotated_types
@@ -20,13 +19,17 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    PrivateAttr,
     create_model,
     field_validator,
     model_validator,
 )
 from pydantic_core import CoreSchema
 
-from spectral_core.params import PARAMETERS, Param, validate_params
+from spectral_core import make_kernel
+from spectral_core.params import PARAMETERS, Param, ParameterError, validate_params
+from spectral_pipeline.tasks.errors import InputError
+from spectral_pipeline.tasks.job import EstimatorParams, RunRequest
 from spectral_pipeline.tasks.storage import check_storage_options
 
 
@@ -144,14 +147,32 @@ class _RunParams(BaseModel):
         check_storage_options(value)
         return value
 
+    _clean: dict[str, Any] = PrivateAttr(default_factory=dict)
+
     @model_validator(mode="after")
     def _estimator_rules(self):
-        validate_params(self.estimator_params())  # the estimator's own checks and messages
+        # The estimator's own checks and messages (a ParameterError names the parameter).
+        clean = validate_params(self.estimator_params())
+        try:  # kernel_params against the affinity: a check that needs no data
+            make_kernel(clean["affinity"], gamma=clean["gamma"], degree=clean["degree"],
+                        coef0=clean["coef0"], kernel_params=clean["kernel_params"],
+                        n_neighbors=clean["n_neighbors"])
+        except ValueError as exc:
+            raise InputError(str(exc), "kernel_params", value=self.kernel_params) from None
+        self._clean = {k: v for k, v in clean.items() if k != "n_jobs"}
         return self
 
     def estimator_params(self) -> dict[str, Any]:
         """The keyword arguments of the equivalent ``SpectralClustering``."""
         return {name: getattr(self, name) for name in PARAMETERS}
+
+    def request(self) -> RunRequest:
+        """The run these parameters ask for, for the plan (validated here, not again)."""
+        return RunRequest(
+            input=self.input, output_dir=self.output_dir, checkpoint_dir=self.checkpoint_dir,
+            feature_columns=self.feature_columns, id_column=self.id_column,
+            block_size=self.block_size, storage_options=self.storage_options,
+            estimator=EstimatorParams(**self._clean))
 
 
 #: What a parameter means in the pipeline, where that differs from the estimator.
@@ -283,39 +304,33 @@ def flow_parameters(params: BaseModel) -> dict[str, Any]:
     return {name: getattr(params, name) for name in _order()}
 
 
-def refusal(exc: BaseException, values: dict[str, Any]) -> tuple[str | None, str]:
-    """The parameter a refused value is about (``"dask.n_workers"`` for a Dask option; None
-    when no one parameter is), and the message to show, in the estimator's words.
+def refused_parameter(exc: BaseException, values: dict[str, Any]) -> BaseException:
+    """The structured error behind a refusal: an :class:`InputError` or a library
+    :class:`~spectral_core.params.ParameterError`, each naming its parameter (``None`` when no
+    one parameter is to blame).
 
     ``exc``: a pydantic ``ValidationError`` from building :data:`SpectralParams` out of
-    ``values``, or an error of the checks the run makes before it starts
-    (:func:`spectral_pipeline.tasks.preflight.build_job`). Pydantic's own wording for a bound
-    ("Input should be greater than 0") is replaced by the estimator's check of the same
-    value, which names the parameter, the constraint and the value.
+    ``values``, or an error of the checks the run makes before it starts. For a value refused
+    by the model's own field types or bounds, the estimator's check of the same value gives
+    the error, in the estimator's words (pydantic's "Input should be greater than 0" names
+    no parameter and no rule a user typed).
     """
     from pydantic import ValidationError
 
     if not isinstance(exc, ValidationError):
-        return getattr(exc, "parameter", None) or _named(str(exc)), str(exc)
+        return exc
     error = exc.errors()[0]
-    loc = [str(part) for part in error["loc"]]
     cause = (error.get("ctx") or {}).get("error")
-    if not loc:  # a rule between parameters: the estimator's message names the parameter
-        message = str(cause) if cause is not None else error["msg"]
-        return _named(message), message
-    name = ".".join(loc[:2]) if loc[0] == "dask" else loc[0]
+    if isinstance(cause, ParameterError | InputError):  # a rule between parameters
+        return cause
+    loc = [str(part) for part in error["loc"]]
+    name = ".".join(loc[:2]) if loc and loc[0] == "dask" else (loc[0] if loc else None)
     if name in PARAMETERS and name in values:
         try:
             validate_params({name: values[name], "n_components": values.get(
                 "n_components", PARAMETERS["n_components"].default)})
-        except (TypeError, ValueError) as own:
-            if _named(str(own)) == name:
-                return name, str(own)
+        except ParameterError as own:
+            if own.parameter == name:
+                return own
     message = str(cause) if cause is not None else error["msg"]
-    return name, message
-
-
-def _named(message: str) -> str | None:
-    """The parameter an estimator message is about ("The 'gamma' parameter of ...")."""
-    found = re.match(r"The '(\w+)' parameter of ", message)
-    return found.group(1) if found else None
+    return InputError(message, name, value=values.get(name))

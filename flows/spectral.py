@@ -1,4 +1,4 @@
-"""The ``spectral-clustering`` flow: plan, then the five stages as tasks on a Dask cluster.
+"""The ``spectral-clustering`` flow: plan, then every stage as a task on a Dask cluster.
 
 One flow run holds everything a user looks at: the plan, the stage task runs, their progress
 artifacts and the summary. Which Dask cluster runs the tasks is a run parameter (``dask``), so
@@ -22,16 +22,11 @@ from spectral_pipeline.flows.params import (
     flow_signature,
 )
 from spectral_pipeline.flows.runner import RunDaskTaskRunner
-from spectral_pipeline.tasks import planning, stages
-from spectral_pipeline.tasks.io import CorruptCheckpoint, retract_manifest
+from spectral_pipeline.tasks import planning, summary
+from spectral_pipeline.tasks.checkpoints import CorruptCheckpoint, retract_manifest
+from spectral_pipeline.tasks.stage import REGISTRY
+from spectral_pipeline.tasks.stages import STAGES
 
-STAGE_TASKS = {
-    "sample_landmarks": stages.sample_landmarks,
-    "kernel_blocks": stages.kernel_blocks,
-    "eigendecompose": stages.eigendecompose,
-    "embed": stages.embed,
-    "assign_labels": stages.assign_labels,
-}
 # Imports are absolute: a file entrypoint (`flows/spectral.py:...`) loads this file by path as
 # a module of its own, and Prefect ships the flow with every task; what it refers to must
 # import on any worker.
@@ -41,7 +36,9 @@ REPAIRS = 2
 
 
 def _spectral_clustering(**parameters: Any) -> dict[str, Any]:
-    params = SpectralParams(**parameters)  # the rules between parameters, with their messages
+    # The one validation of a run's parameters (Prefect's own is off: validate_parameters):
+    # types, bounds and the rules between parameters, with the estimator's messages.
+    params = SpectralParams(**parameters)
     logger = get_run_logger()
     runner = FlowRunContext.get().task_runner
     if isinstance(runner, RunDaskTaskRunner):
@@ -54,19 +51,22 @@ def _spectral_clustering(**parameters: Any) -> dict[str, Any]:
     logger.info("spectral-clustering: %s", "attaching to " + params.dask.address
                 if params.dask.address else "starting a local Dask cluster")
     # The plan runs here, in the flow's process: it needs no cluster.
-    job = planning.plan(params.model_dump(exclude={"dask"}))
-    stages.validate_input.submit(job).result()
+    job = planning.plan(params.request())
     for repair in range(REPAIRS + 1):
         try:
             refs: dict[str, dict[str, Any]] = {}
             states: dict[str, str] = {}
-            upstream: dict[str, Any] | None = None
-            for name, stage_task in STAGE_TASKS.items():
-                future = stage_task.submit(job) if upstream is None else \
-                    stage_task.submit(job, upstream)
-                upstream = future.result()
-                refs[name], states[name] = upstream, future.state.name
-            result = planning.write_outputs.submit(job, refs, states).result()
+            futures: dict[str, Any] = {}
+            # The stages in the order of the registry. Each task waits for the stage it is
+            # declared `after` (wait_for: the run's graph shows the chain), which is done
+            # already: its reference is needed before the next one is submitted.
+            for name in STAGES:
+                after = REGISTRY[name].after
+                futures[name] = REGISTRY[name].task.submit(
+                    job, wait_for=[futures[after]] if after else [])
+                refs[name], states[name] = futures[name].result(), futures[name].state.name
+            result = summary.write_report.submit(job, refs, states,
+                                                 wait_for=[futures[STAGES[-1]]]).result()
             logger.info("spectral-clustering: cluster sizes %s", result["cluster_sizes"])
             return result
         except CorruptCheckpoint as exc:
@@ -75,9 +75,10 @@ def _spectral_clustering(**parameters: Any) -> dict[str, Any]:
             if repair == REPAIRS:
                 raise
             logger.warning("%s", exc)
-            store = job.stage_store(exc.stage)
+            broken = REGISTRY[exc.stage]
+            store = broken.store(job)
             store.remove(exc.name)
-            retract_manifest(store)
+            retract_manifest(store, broken.manifest_name)
     raise AssertionError("unreachable")
 
 
@@ -86,8 +87,8 @@ _spectral_clustering.__doc__ = flow_docstring(
     "Cluster a Parquet dataset: labels/, summary.json and checkpoints for resume.")
 _spectral_clustering.__name__ = _spectral_clustering.__qualname__ = "spectral_clustering"
 
-spectral_clustering = flow(name="spectral-clustering", task_runner=RunDaskTaskRunner())(
-    _spectral_clustering)
+spectral_clustering = flow(name="spectral-clustering", task_runner=RunDaskTaskRunner(),
+                           validate_parameters=False)(_spectral_clustering)
 
 
 def run_spectral(params: SpectralParams) -> dict[str, Any]:

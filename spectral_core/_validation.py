@@ -137,6 +137,57 @@ def _param(name: str, constraint: str, value: Any, *, owner: str = OWNER, fix: s
     return f"The {name!r} parameter of {owner} must be {constraint}. Got {value!r} instead.{fix}"
 
 
+class ParameterError(Exception):
+    """A parameter refused: which one, the rule it breaks, the value given.
+
+    The message is the one template of every parameter error; the fields let a caller (the
+    pipeline's command line) name the parameter its own way without reading the message.
+    Raised as :class:`ParameterValueError` (a ``ValueError``) or :class:`ParameterTypeError`
+    (a ``TypeError``).
+
+    Parameters
+    ----------
+    parameter : str
+        The parameter's name, as in :data:`PARAMETERS`.
+    rule : str
+        The constraint it breaks, in words ("a float > 0").
+    value : object
+        The value given.
+    fix : str, default=""
+        A sentence that says how to fix it, appended to the message.
+
+    Examples
+    --------
+    >>> from spectral_core.params import ParameterError, validate_params
+    >>> try:
+    ...     validate_params({"gamma": -1.0})
+    ... except ParameterError as exc:
+    ...     print(exc.parameter, "|", exc.rule, "|", exc.value)
+    gamma | a float > 0 | -1.0
+    """
+
+    __module__ = "spectral_core.params"  # where it is public (and named in tracebacks)
+
+    def __init__(self, parameter: str, rule: str, value: Any, fix: str = ""):
+        super().__init__(_param(parameter, rule, value, fix=fix))
+        self.parameter, self.rule, self.value, self.fix = parameter, rule, value, fix
+
+    def __reduce__(self):
+        return (type(self), (self.parameter, self.rule, self.value, self.fix))
+
+
+class ParameterValueError(ParameterError, ValueError):
+    """A value the parameter's type allows but its rule does not."""
+
+    __module__ = "spectral_core.params"
+
+
+class ParameterTypeError(ParameterError, TypeError):
+    """A value of a type the parameter does not accept."""
+
+    __module__ = "spectral_core.params"
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
@@ -156,7 +207,7 @@ def check_param(name: str, value: Any, *, high: Any = None) -> Any:
         if "str" in kinds:
             if value in spec.choices:
                 return value
-            raise ValueError(_param(name, spec.describe(), value))
+            raise ParameterValueError(name, spec.describe(), value)
     elif isinstance(value, (bool, np.bool_)):
         if "bool" in kinds:
             return bool(value)
@@ -176,12 +227,12 @@ def check_param(name: str, value: Any, *, high: Any = None) -> Any:
     elif ("estimator" in kinds and not isinstance(value, type) and hasattr(value, "fit")
           and hasattr(value, "get_params")):
         return value
-    raise TypeError(_param(name, spec.type_words(), value))
+    raise ParameterTypeError(name, spec.type_words(), value)
 
 
 def _in_range(name: str, spec: Param, kind: str, value: float, high: Any) -> float:
     if kind == "real" and not np.isfinite(value):
-        raise ValueError(_param(name, "a finite float", value))
+        raise ParameterValueError(name, "a finite float", value)
     bound = spec.high if high is None or not isinstance(spec.high, str) else high
     too_low = spec.low is not None and (value <= spec.low if spec.low_open else
                                         value < spec.low)
@@ -189,7 +240,7 @@ def _in_range(name: str, spec: Param, kind: str, value: float, high: Any) -> flo
     if too_low or too_high or (spec.nonzero and value == 0):
         constraint = spec._number(kind, f"{spec.high}={bound}" if isinstance(spec.high, str)
                                   and high is not None else None)
-        raise ValueError(_param(name, constraint, value))
+        raise ParameterValueError(name, constraint, value)
     return value
 
 
@@ -226,10 +277,11 @@ def validate_params(values: dict[str, Any]) -> dict[str, Any]:
     >>> from spectral_core.params import validate_params
     >>> validate_params({"n_clusters": 3})["n_components"]
     100
-    >>> validate_params({"gamma": -1.0})
-    Traceback (most recent call last):
-    ...
-    ValueError: The 'gamma' parameter of SpectralClustering must be a float > 0. Got -1.0 instead.
+    >>> try:
+    ...     validate_params({"gamma": -1.0})
+    ... except ValueError as exc:  # a ParameterValueError, naming the parameter
+    ...     print(exc)
+    The 'gamma' parameter of SpectralClustering must be a float > 0. Got -1.0 instead.
     """
     unknown = sorted(set(values) - set(PARAMETERS))
     if unknown:
@@ -242,12 +294,12 @@ def validate_params(values: dict[str, Any]) -> dict[str, Any]:
     if p["eigen_solver"] == "amg":
         import_pyamg()
     if p["affinity"] == "nearest_neighbors" and p["n_neighbors"] > p["n_components"]:
-        raise ValueError(_param("n_neighbors", f"an int in the range [1, n_components="
+        raise ParameterValueError("n_neighbors", f"an int in the range [1, n_components="
                                 f"{p['n_components']}] (each sample links to its nearest "
-                                "landmarks)", raw["n_neighbors"]))
+                                "landmarks)", raw["n_neighbors"])
     if p["landmarks"] == "kmeans" and p["affinity"] == "precomputed":
-        raise ValueError(_param("landmarks", "'random' when affinity='precomputed' (landmarks "
-                                "must be rows of the affinity matrix)", raw["landmarks"]))
+        raise ParameterValueError("landmarks", "'random' when affinity='precomputed' (landmarks "
+                                "must be rows of the affinity matrix)", raw["landmarks"])
     p["kernel_params"] = p["kernel_params"] or {}
     if p["eigen_tol"] == "auto":
         p["eigen_tol"] = 0.0
@@ -260,9 +312,9 @@ def _check_kmeans_params(value: dict[str, Any] | None, assign_labels: Any) -> di
     if isinstance(assign_labels, str):
         if assign_labels in ("discretize", "cluster_qr"):
             if params:
-                raise ValueError(_param(
+                raise ParameterValueError(
                     "kmeans_params", f"None or empty with assign_labels={assign_labels!r} "
-                    "(it is applied to the KMeans or clusterer that assigns labels)", value))
+                    "(it is applied to the KMeans or clusterer that assigns labels)", value)
             return params
         if not params:  # nothing to check: KMeans's parameters need scikit-learn's import
             return params
@@ -273,17 +325,17 @@ def _check_kmeans_params(value: dict[str, Any] | None, assign_labels: Any) -> di
         valid = set(assign_labels.get_params())
     bad = sorted(set(params) - valid)
     if bad:
-        raise ValueError(_param("kmeans_params", f"a dict whose keys are parameters of the "
+        raise ParameterValueError("kmeans_params", f"a dict whose keys are parameters of the "
                                 f"label assigner; {bad} are not (valid: {sorted(valid)})",
-                                value))
+                                value)
     return params
 
 
 def check_n_samples(n_samples: int, n_components: int) -> None:
     """dask-ml's contract: fewer landmarks than rows (the landmarks are rows of X)."""
     if n_samples <= n_components:
-        raise ValueError(_param("n_components", f"< n_samples={n_samples} (it is the number "
-                                "of landmark rows)", n_components))
+        raise ParameterValueError("n_components", f"< n_samples={n_samples} (it is the number "
+                                "of landmark rows)", n_components)
 
 
 def check_precomputed_shape(shape: tuple[int, int], affinity: Any, *,

@@ -11,6 +11,9 @@ minimum, shared the same way.
 from ._validation import (
     PARAMETERS,
     Param,
+    ParameterError,
+    ParameterTypeError,
+    ParameterValueError,
     check_n_samples,
     check_nonnegative,
     check_precomputed_shape,
@@ -20,6 +23,9 @@ from ._validation import (
 __all__ = [
     "PARAMETERS",
     "Param",
+    "ParameterError",
+    "ParameterTypeError",
+    "ParameterValueError",
     "check_n_samples",
     "check_nonnegative",
     "check_precomputed_shape",

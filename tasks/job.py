@@ -8,15 +8,14 @@ URL, and credentials come from each process's environment.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, create_model
 
 import spectral_core as sc
+from spectral_core.params import PARAMETERS, Param
 
-from .storage import Store
-
-STAGES = sc.STAGES
+from .storage import Store, open_store
 
 
 class _Frozen(BaseModel):
@@ -50,6 +49,7 @@ class DatasetPlan(_Frozen):
     files: list[InputFile]
     features: list[str]
     id_column: str | None
+    dtype: Literal["float32", "float64"]  #: of every block read: float32 if every feature is
     blocks: list[Block]
     n_rows: int
     fingerprint: str
@@ -62,64 +62,82 @@ class DatasetPlan(_Frozen):
         return self.files[block.file].path
 
 
-class StageKeys(_Frozen):
-    """Each stage's checkpoint key: a hash of what its result depends on."""
-
-    sample_landmarks: str
-    kernel_blocks: str
-    eigendecompose: str
-    embed: str
-    assign_labels: str
-
-    def __getitem__(self, stage: str) -> str:
-        return getattr(self, stage)
-
-
 class StageSeeds(_Frozen):
     sample_landmarks: int
     eigendecompose: int
     assign_labels: int
 
 
+def _clean_type(spec: Param) -> Any:
+    """The type of a parameter's validated, JSON-able value (the flow takes no callable
+    affinity, clusterer instance or RandomState)."""
+    kinds = {"int": int, "real": float, "bool": bool, "dict": dict[str, Any], "none": None}
+    options = [Literal[spec.choices]] if "str" in spec.kinds else []
+    options += [kinds[k] for k in ("int", "real", "bool", "dict", "none") if k in spec.kinds]
+    return options[0] if len(options) == 1 else Union[tuple(options)]  # noqa: UP007
+
+
+#: ``SpectralClustering``'s parameters as validated for a run (``validate_params``'s clean
+#: values, ``n_jobs`` aside: parallelism is the cluster's), one typed field per parameter of
+#: ``spectral_core.params.PARAMETERS``.
+EstimatorParams = create_model(
+    "EstimatorParams", __base__=_Frozen, __module__=__name__,
+    __doc__="The estimator's parameters of one run, validated (typed fields, from the "
+            "library's parameter table).",
+    **{name: (_clean_type(spec), ...) for name, spec in PARAMETERS.items() if name != "n_jobs"},
+)
+
+
+class RunRequest(_Frozen):
+    """What a run is asked to do, its parameters already validated (by the flow's parameter
+    model): where it reads and writes, how it cuts the work, and the estimator's clean
+    parameters. :func:`~spectral_pipeline.tasks.preflight.build_job` checks it against the
+    data and plans it."""
+
+    input: str
+    output_dir: str
+    checkpoint_dir: str | None
+    feature_columns: list[str] | None
+    id_column: str | None
+    block_size: int
+    storage_options: dict[str, Any] | None
+    estimator: EstimatorParams
+
+
 class Job(_Frozen):
     """One run of the pipeline, planned."""
 
-    estimator: dict[str, Any]  #: SpectralClustering's parameters, validated
+    estimator: EstimatorParams  #: SpectralClustering's parameters, validated
     plan: DatasetPlan
     checkpoint_url: str
     output_url: str
     storage_options: dict[str, Any]
-    dtype: Literal["float32", "float64"]
     random_state: int | None  #: as given
     seed: int  #: the one used (derived from the fingerprint when random_state is None)
     seeds: StageSeeds
-    stage_keys: StageKeys
+    stage_keys: dict[str, str]  #: every stage's checkpoint key, in the order of the run
     format_version: int
     flow_run_id: str | None = None
 
     # ---- where things are -------------------------------------------------------------------
-    def _store(self, url: str) -> Store:
-        return Store(url, tuple(sorted(self.storage_options.items())))
-
     @property
     def input(self) -> Store:
-        return self._store(self.plan.input_url)
+        return open_store(self.plan.input_url, self.storage_options)
 
     @property
     def checkpoints(self) -> Store:
-        return self._store(self.checkpoint_url)
+        return open_store(self.checkpoint_url, self.storage_options)
 
     @property
     def output(self) -> Store:
-        return self._store(self.output_url)
+        return open_store(self.output_url, self.storage_options)
 
-    def stage_store(self, stage: str) -> Store:
-        """``<checkpoint_dir>/<key>/<stage>/``."""
-        return self.checkpoints.child(self.stage_keys[stage], stage)
+    @property
+    def dtype(self) -> str:
+        return self.plan.dtype
 
     # ---- what to compute --------------------------------------------------------------------
     def kernel(self) -> sc.Kernel:
         p = self.estimator
-        return sc.make_kernel(p["affinity"], gamma=p["gamma"], degree=p["degree"],
-                              coef0=p["coef0"], kernel_params=p["kernel_params"],
-                              n_neighbors=p["n_neighbors"])
+        return sc.make_kernel(p.affinity, gamma=p.gamma, degree=p.degree, coef0=p.coef0,
+                              kernel_params=p.kernel_params, n_neighbors=p.n_neighbors)

@@ -11,40 +11,33 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Any
-
-import pyarrow as pa
 
 import spectral_core as sc
-from spectral_core.blocks import compute_dtype
-from spectral_core.params import (
-    PARAMETERS,
-    check_n_samples,
-    check_precomputed_shape,
-    validate_params,
-)
+from spectral_core.params import check_n_samples, check_precomputed_shape
 
-from .io import (
-    FORMAT_VERSION,
-    InputError,
-    check_checkpoint_root,
-    plan_dataset,
-    stage_key,
-)
-from .job import DatasetPlan, Job, StageKeys, StageSeeds
+from . import stages  # noqa: F401 (declares every stage: their keys are computed here)
+from .checkpoints import FORMAT_VERSION, check_checkpoint_root
+from .dataset import plan_dataset
+from .errors import InputError
+from .job import Job, RunRequest, StageSeeds
+from .stage import KeyInputs, stage_keys
 from .storage import StorageError, Store, open_store, within
 
 
 class TooFewRows(InputError):
     """The input has no more rows than ``n_components`` landmarks (which are rows of it).
 
-    ``n_rows`` and the checked estimator parameters (``values``) let a caller say which of
+    ``n_rows``, ``n_clusters`` and ``n_components`` let a caller say which of
     ``n_clusters <= n_components < n_rows`` the user should change.
     """
 
-    def __init__(self, message: str, n_rows: int = 0, values: dict[str, Any] | None = None):
-        super().__init__(message, "n_components")
-        self.n_rows, self.values = n_rows, values or {}
+    def __init__(self, message: str, n_rows: int, n_clusters: int, n_components: int):
+        super().__init__(message, "n_components", rule=f"< the input's {n_rows} rows",
+                         value=n_components)
+        self.n_rows, self.n_clusters, self.n_components = n_rows, n_clusters, n_components
+
+    def __reduce__(self):
+        return (TooFewRows, (self.args[0], self.n_rows, self.n_clusters, self.n_components))
 
 
 #: Directories (or object-store prefixes) that input, output and checkpoint locations must lie
@@ -69,20 +62,20 @@ _PARAMETER_OF = {"input": "input", "input file": "input", "output directory": "o
                  "checkpoint directory": "checkpoint_dir"}
 
 
-def confine(location: str, what: str, storage_options: dict[str, Any] | None = None) -> Store:
+def confine(location: str, what: str, storage_options: dict | None = None) -> Store:
     """The store of ``location`` (local paths resolved, symlinks too), refused unless it lies
     inside the configured roots (a glob: the directory its wildcards can reach)."""
     try:
         store = open_store(location, storage_options, what=what)
     except StorageError as exc:
-        raise InputError(str(exc), _PARAMETER_OF.get(what)) from None
+        raise InputError(str(exc), _PARAMETER_OF.get(what), value=location) from None
     roots = allowed_roots()
     reach = Store(_glob_base(store.url), store.options)
     if roots and not within(reach, roots):
         raise InputError(
             f"The {what} {location!r} resolves to {store.display()!r}, outside the allowed "
             f"roots {[r.display() for r in roots]} ({ALLOWED_ROOTS_ENV}). Use a location "
-            "inside them.", _PARAMETER_OF.get(what))
+            "inside them.", _PARAMETER_OF.get(what), value=location)
     return store
 
 
@@ -108,8 +101,7 @@ def _check_access(store: Store, what: str) -> None:
             if not os.access(path, os.W_OK | os.X_OK):
                 raise PermissionError(f"{path!r} is not writable")
         else:
-            bucket = store.root.split("/", 1)[0]
-            store.fs.ls(bucket, detail=False)
+            store.at(store.root.split("/", 1)[0]).names()  # the bucket's listing
     except PermissionError as exc:
         raise InputError(
             f"The {what} {store.display()!r} cannot be accessed: {exc}. "
@@ -121,72 +113,49 @@ def _check_access(store: Store, what: str) -> None:
                          _PARAMETER_OF.get(what)) from exc
 
 
-def build_job(params: dict[str, Any], flow_run_id: str | None = None, *,
+def build_job(request: RunRequest, flow_run_id: str | None = None, *,
               hash_files: bool = True) -> Job:
     """Every check that needs no pass over the data, then the stage keys. Raises early.
 
-    ``hash_files=False`` identifies local files by (size, mtime, inode) instead of a hash of
-    their bytes: for checking a run only (the command line does, before it starts Prefect),
-    since the keys of such a job do not tell rewritten files apart.
+    ``request``'s parameters are validated already (the parameter model did it): here they
+    meet the data. ``hash_files=False`` identifies local files by (size, mtime, inode)
+    instead of a hash of their bytes: for checking a run only (the command line does, before
+    it starts Prefect), since the keys of such a job do not tell rewritten files apart.
     """
-    options = params.get("storage_options") or {}
-    source = confine(params["input"], "input", options)
-    output = confine(params["output_dir"], "output directory", options)
-    checkpoints = confine(params["checkpoint_dir"], "checkpoint directory", options) \
-        if params.get("checkpoint_dir") else output.child("checkpoints")
-    p = validate_params({n: params[n] for n in PARAMETERS if n in params})
-    sc.make_kernel(p["affinity"], gamma=p["gamma"], degree=p["degree"], coef0=p["coef0"],
-                   kernel_params=p["kernel_params"], n_neighbors=p["n_neighbors"])
-    if callable(p["affinity"]) or not isinstance(p["assign_labels"], str):
-        raise InputError("The flow takes string affinities and assign_labels only.")
+    options = request.storage_options or {}
+    p = request.estimator
+    source = confine(request.input, "input", options)
+    output = confine(request.output_dir, "output directory", options)
+    checkpoints = confine(request.checkpoint_dir, "checkpoint directory", options) \
+        if request.checkpoint_dir else output.child("checkpoints")
     _check_access(output, "output directory")
     _check_access(checkpoints, "checkpoint directory")
     try:  # only checked: nothing is written before validation
         check_checkpoint_root(checkpoints)
     except InputError as exc:
-        exc.parameter = "checkpoint_dir" if params.get("checkpoint_dir") else "output_dir"
+        exc.parameter = "checkpoint_dir" if request.checkpoint_dir else "output_dir"
         raise
-    plan = plan_dataset(source, params.get("feature_columns"), params.get("id_column"),
-                        params["block_size"], fingerprints=checkpoints, hash_files=hash_files)
+    plan = plan_dataset(source, request.feature_columns, request.id_column,
+                        request.block_size, fingerprints=checkpoints, hash_files=hash_files)
     if source.is_local:
         for f in plan.files:  # a symlink inside the roots may still point outside them
             confine(f.path, "input file")
     try:
-        check_n_samples(plan.n_rows, p["n_components"])
+        check_n_samples(plan.n_rows, p.n_components)
     except ValueError as exc:
-        raise TooFewRows(str(exc), plan.n_rows, p) from None
-    check_precomputed_shape((plan.n_rows, plan.n_features), p["affinity"],
-                            subject="The input (rows × feature columns)")
-    schema = source_schema(source, plan)
-    dtype = compute_dtype(schema.field(c).type.to_pandas_dtype() for c in plan.features).name
-    seed = params.get("random_state")
+        raise TooFewRows(str(exc), plan.n_rows, p.n_clusters, p.n_components) from None
+    try:
+        check_precomputed_shape((plan.n_rows, plan.n_features), p.affinity,
+                                subject="The input (rows × feature columns)")
+    except ValueError as exc:
+        raise InputError(str(exc), "affinity", value=p.affinity) from None
+    seed = p.random_state
     if seed is None:  # deterministic per dataset, so a rerun resumes and agrees
         seed = int(hashlib.sha256(plan.fingerprint.encode()).hexdigest()[:8], 16) % 2**31
-    seeds = sc.stage_seeds(seed)
-    kernel_id = {k: p[k] for k in ("affinity", "gamma", "degree", "coef0", "kernel_params",
-                                   "n_neighbors")}
-    keys: dict[str, str] = {}
-    keys["sample_landmarks"] = stage_key(plan.fingerprint, plan.features, dtype,
-                                         p["n_components"], p["landmarks"],
-                                         p["affinity"] == "precomputed",
-                                         seeds["sample_landmarks"])
-    keys["kernel_blocks"] = stage_key(keys["sample_landmarks"], kernel_id)
-    keys["eigendecompose"] = stage_key(keys["kernel_blocks"], p["n_clusters"],
-                                       p["eigen_solver"], p["eigen_tol"],
-                                       seeds["eigendecompose"])
-    keys["embed"] = stage_key(keys["eigendecompose"])
-    keys["assign_labels"] = stage_key(keys["embed"], p["assign_labels"], p["n_init"],
-                                      p["kmeans_params"], seeds["assign_labels"])
+    seeds = StageSeeds(**sc.stage_seeds(seed))
+    keys = stage_keys(KeyInputs(plan=plan, params=p, seeds=seeds, output_url=output.url))
     return Job(
-        estimator={k: v for k, v in p.items() if k != "n_jobs"},
-        plan=plan, checkpoint_url=checkpoints.url, output_url=output.url,
-        storage_options=dict(options), dtype=dtype, random_state=params.get("random_state"),
-        seed=seed, seeds=StageSeeds(**seeds), stage_keys=StageKeys(**keys),
-        format_version=FORMAT_VERSION, flow_run_id=flow_run_id,
+        estimator=p, plan=plan, checkpoint_url=checkpoints.url, output_url=output.url,
+        storage_options=dict(options), random_state=p.random_state, seed=seed, seeds=seeds,
+        stage_keys=keys, format_version=FORMAT_VERSION, flow_run_id=flow_run_id,
     )
-
-
-def source_schema(source: Store, plan: DatasetPlan) -> pa.Schema:
-    from .io import _parquet
-
-    return _parquet(source, plan.files[0].path).schema_arrow

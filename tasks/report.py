@@ -1,10 +1,11 @@
 """The run's pictures: the spectrum with its eigengap, the cluster sizes, the embedding.
 
-``write_outputs`` calls :func:`sample_embedding` (a few checkpointed parts, read on the
-workers) and :func:`render_figures`, then puts the PNGs in the Prefect markdown artifact and
-in one self-contained ``report.html``. matplotlib is imported here, lazily, and used through
-``matplotlib.figure.Figure`` alone: no pyplot, so no global figure registry and no GUI backend,
-which is what makes it safe on a Dask worker thread (PNG output is drawn by Agg).
+The ``write_report`` task (:mod:`.summary`) calls :func:`sample_embedding` (a few checkpointed
+parts, read on the workers) and :func:`render_figures`, then puts the PNGs in the Prefect
+markdown artifact and in one self-contained ``report.html``. matplotlib is imported here,
+lazily, and used through ``matplotlib.figure.Figure`` alone: no pyplot, so no global figure
+registry and no GUI backend, which is what makes it safe on a Dask worker thread (PNG output
+is drawn by Agg).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from .io import Part, read_part
+from .assign import assign_labels
+from .checkpoints import Part, read_part
+from .embed import embed
 from .job import Block, Job
 from .parallel import fan_out
-from .stages import committed, embed_parts
 from .storage import Store
 
 #: Rows of the embedding the scatter shows: enough to see the clusters, few enough that the
@@ -75,10 +77,8 @@ def sample_embedding(job: Job, rows: int = SAMPLE_ROWS, parts: int = SAMPLE_PART
     their size, so the memory and the reads are bounded by ``parts`` blocks. Seeded by the
     run's seed: a rerun draws the same picture.
     """
-    embed_store, embed_list = embed_parts(job)
-    labels = committed(job, "assign_labels")
-    if labels is None:
-        raise ValueError("The report needs the assign_labels stage's manifest; it is missing.")
+    embed_store, embed_list = embed.store(job), embed.manifest(job).parts
+    labels = assign_labels.manifest(job)  # a missing one is a CorruptCheckpoint: ours
     blocks = job.plan.blocks
     rng = np.random.default_rng(job.seed)
     chosen = np.sort(rng.choice(len(blocks), size=min(parts, len(blocks)), replace=False))
@@ -89,7 +89,7 @@ def sample_embedding(job: Job, rows: int = SAMPLE_ROWS, parts: int = SAMPLE_PART
             local = np.sort(rng.choice(b.rows, size=take, replace=False))
             items.append((b, embed_list[i], labels.parts[i], local))
     found = fan_out(_sample_part, items, embed_store, job.stage_keys["embed"],
-                    job.stage_store("assign_labels"), job.stage_keys["assign_labels"])
+                    assign_labels.store(job), job.stage_keys["assign_labels"])
     return (np.concatenate([b.start + local for b, _, _, local in items]),
             np.concatenate([u for u, _ in found]),
             np.concatenate([raw for _, raw in found]))

@@ -28,8 +28,9 @@ def _innermost(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
-def raised_by_distributed(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised by Dask's ``distributed`` package itself.
+def raised_by(exc: BaseException, package: str) -> bool:
+    """Whether ``exc`` was raised by ``package`` itself (``"distributed"``,
+    ``"spectral_core"``).
 
     Judged by the module of the innermost frame, not its file: an error re-raised from a
     scheduler on another machine carries that machine's frames (rebuilt by tblib, which keeps
@@ -39,14 +40,22 @@ def raised_by_distributed(exc: BaseException) -> bool:
     if tb is None:
         return False
     module = tb.tb_frame.f_globals.get("__name__") or ""
-    return module == "distributed" or module.startswith("distributed.")
+    return module == package or module.startswith(package + ".")
+
+
+def raised_by_distributed(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by Dask's ``distributed`` package itself."""
+    return raised_by(exc, "distributed")
 
 
 def is_transient(exc: BaseException) -> bool:
     """True for a failure worth retrying (see the module docstring)."""
-    from .io import CorruptCheckpoint
+    from .checkpoints import CorruptCheckpoint
+    from .errors import StoreUnavailable
 
     if isinstance(exc, CorruptCheckpoint):  # the flow recomputes the part; a retry cannot
+        return False
+    if isinstance(exc, StoreUnavailable):  # already waited for: the run fails, to resume later
         return False
     if isinstance(exc, PERMANENT):
         return raised_by_distributed(exc)

@@ -18,17 +18,49 @@ is written by one PUT, which is atomic: it is either absent or complete.
 
 from __future__ import annotations
 
-import io
+import contextlib
 import os
 import posixpath
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .errors import InputError, StoreUnavailable
+
+#: How long one request to an object store may go unanswered: a connection is given up after
+#: CONNECT_TIMEOUT seconds, a read that receives nothing after READ_TIMEOUT, and a request is
+#: tried ATTEMPTS times in all (botocore's and s3fs's defaults, 5 attempts each with
+#: backoff and 60 s reads, retry for many minutes). So a request to a store that went away
+#: fails within ATTEMPTS × (CONNECT_TIMEOUT + READ_TIMEOUT) = 45 s: :class:`StoreUnavailable`,
+#: and the run fails; a store that refuses connections (its server is down) fails at once. A
+#: user's ``storage_options`` may set other values.
+CONNECT_TIMEOUT, READ_TIMEOUT, ATTEMPTS = 5, 10, 3
+#: Errors that mean "the store did not answer" (by class name, so that no client library is
+#: imported to name them): refused or dropped connections and timeouts, as raised by the
+#: standard library, aiohttp and botocore.
+_NO_ANSWER = frozenset({
+    "ConnectionRefusedError", "ConnectionResetError", "ConnectionAbortedError",
+    "TimeoutError", "timeout", "EndpointConnectionError", "ConnectTimeoutError",
+    "ReadTimeoutError", "ConnectionClosedError", "ClientConnectorError",
+    "ServerDisconnectedError", "ServerTimeoutError", "ClientOSError", "FSTimeoutError",
+})
+
+
+def no_answer(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it came from) says a server did not answer."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if any(cls.__name__ in _NO_ANSWER for cls in type(exc).__mro__):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
 
 #: URL scheme → the optional dependency ("extra") that provides its fsspec filesystem.
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "abfs": "azure",
@@ -43,7 +75,7 @@ SECRET_OPTIONS = frozenset({
 })
 
 
-class StorageError(ValueError):
+class StorageError(InputError):
     """A path or URL cannot be used (unknown scheme, credentials in it, bad options)."""
 
 
@@ -111,6 +143,11 @@ class Store:
     def child(self, *names: str) -> Store:
         return Store(posixpath.join(self.url, *names), self.options)
 
+    def at(self, path: str) -> Store:
+        """The file or directory ``path``, as this store's filesystem names it (``bucket/key``,
+        ``/dir/file``: what a listing returns), with this store's options."""
+        return Store(path if self.is_local else f"{self.protocol}://{path}", self.options)
+
     def __getstate__(self) -> dict[str, Any]:  # the filesystem is reopened where it is used
         return {"url": self.url, "options": self.options}
 
@@ -119,51 +156,106 @@ class Store:
         object.__setattr__(self, "options", state["options"])
         object.__setattr__(self, "_cache", {})
 
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Around any use of this store: a store that does not answer raises
+        :class:`StoreUnavailable` (naming it), not the client library's error. Every method
+        below uses it; so does a caller reading through a file object (Parquet reads)."""
+        start = time.monotonic()
+        try:
+            yield
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            if self.is_local or not no_answer(exc):
+                raise
+            raise StoreUnavailable(self.server(), time.monotonic() - start, exc) from exc
+
+    def server(self) -> str:
+        """The store as a person names it in an outage: ``s3://bucket`` (and its endpoint, when
+        the environment sets one)."""
+        bucket = f"{self.protocol}://{self.root.split('/', 1)[0]}"
+        endpoint = dict(self.options).get("endpoint_url") or \
+            dict(dict(self.options).get("client_kwargs") or {}).get("endpoint_url") or \
+            os.environ.get("AWS_ENDPOINT_URL") if self.protocol in ("s3", "s3a") else None
+        return f"{bucket} (at {endpoint})" if endpoint else bucket
+
     # ---- reading ----------------------------------------------------------------------------
     def exists(self, name: str) -> bool:
-        return self.fs.exists(self.path(name))
+        with self.answering():
+            return self.fs.exists(self.path(name))
 
-    def info(self, name: str) -> dict[str, Any]:
+    def info(self, name: str = "") -> dict[str, Any]:
         """Size and a version tag: the ETag (object stores) or ``(mtime_ns, inode)``."""
-        path = self.path(name)
-        if self.is_local:
-            st = os.stat(path)
-            return {"size": st.st_size, "version": f"{st.st_mtime_ns}:{st.st_ino}"}
-        info = self.fs.info(path)
-        version = (info.get("ETag") or info.get("etag") or info.get("generation")
-                   or info.get("version_id") or info.get("md5Hash") or info.get("mtime")
-                   or info.get("LastModified") or info.get("created"))
-        return {"size": int(info.get("size") or 0),
-                "version": str(version).strip('"') if version is not None else None}
+        with self.answering():
+            path = self.path(name)
+            if self.is_local:
+                st = os.stat(path)
+                return {"size": st.st_size, "version": f"{st.st_mtime_ns}:{st.st_ino}"}
+            info = self.fs.info(path)
+            version = (info.get("ETag") or info.get("etag") or info.get("generation")
+                       or info.get("version_id") or info.get("md5Hash") or info.get("mtime")
+                       or info.get("LastModified") or info.get("created"))
+            return {"size": int(info.get("size") or 0),
+                    "version": str(version).strip('"') if version is not None else None}
+
+    def names(self) -> list[str]:
+        """The names directly below this directory (none if it does not exist). Only a writer
+        that replaces a dataset lists one; readers follow manifests."""
+        with self.answering():
+            try:
+                return [posixpath.basename(p.rstrip("/"))
+                        for p in self.fs.ls(self.root, detail=False)]
+            except FileNotFoundError:
+                return []
+
+    def files(self, *, glob: bool = False) -> tuple[str, list[str]]:
+        """What this location is and the files in it, sorted, as the filesystem names them:
+        ``("glob", matches)``, ``("file", [itself])``, ``("dir", every file below it)`` or
+        ``("missing", [])``."""
+        fs, root = self.fs, self.root
+        with self.answering():
+            if glob:
+                return "glob", sorted(p for p in fs.glob(root) if fs.isfile(p))
+            if not fs.exists(root):
+                return "missing", []
+            if fs.isfile(root):
+                return "file", [root]
+            return "dir", sorted(fs.find(root))
 
     def read_bytes(self, name: str) -> bytes:
-        return self.fs.cat_file(self.path(name))
+        with self.answering():
+            return self.fs.cat_file(self.path(name))
 
-    def open(self, name: str, mode: str = "rb"):
-        if self.is_local:
-            return open(self.path(name), mode)
-        return self.fs.open(self.path(name), mode)
+    def open(self, name: str = "", mode: str = "rb"):
+        with self.answering():
+            if self.is_local:
+                return open(self.path(name), mode)
+            return self.fs.open(self.path(name), mode)
 
-    def parquet(self, name: str) -> pq.ParquetFile:
+    def parquet(self, name: str = "") -> pq.ParquetFile:
         """A Parquet file, reading only what is asked of it (the footer first)."""
-        if self.is_local:
-            return pq.ParquetFile(self.path(name))
-        return pq.ParquetFile(self.fs.open(self.path(name), "rb", cache_type="none"))
+        with self.answering():
+            if self.is_local:
+                return pq.ParquetFile(self.path(name))
+            return pq.ParquetFile(self.fs.open(self.path(name), "rb", cache_type="none"))
 
     # ---- writing ----------------------------------------------------------------------------
     def makedirs(self) -> None:
-        if self.is_local:
-            os.makedirs(self.root, exist_ok=True)
-        elif self.protocol == "memory":
-            self.fs.makedirs(self.root, exist_ok=True)
-        # object stores have no directories: a key prefix exists once an object is under it
+        with self.answering():
+            if self.is_local:
+                os.makedirs(self.root, exist_ok=True)
+            elif self.protocol == "memory":
+                self.fs.makedirs(self.root, exist_ok=True)
+            # object stores have no directories: a key prefix exists once an object is under it
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Replace ``name`` with ``data``; readers see the old or the new bytes, never part."""
-        if self.is_local:
-            _write_local(self.path(name), data, create_only=False)
-        else:
-            self.fs.pipe_file(self.path(name), data)
+        with self.answering():
+            if self.is_local:
+                _write_local(self.path(name), data, create_only=False)
+            else:
+                self.fs.pipe_file(self.path(name), data)
 
     def create(self, name: str, data: bytes) -> bool:
         """Write ``name`` only if it does not exist; False (and nothing written) if it does.
@@ -172,32 +264,28 @@ class Store:
         S3: a conditional PUT (``If-None-Match: *``, honoured by AWS and SeaweedFS). Memory:
         fsspec's create mode. Elsewhere: a check, then a write.
         """
-        if self.is_local:
-            return _write_local(self.path(name), data, create_only=True)
-        if self.protocol in ("s3", "s3a"):
-            return _s3_create(self.fs, self.path(name), data)
-        if self.protocol == "memory":
-            try:
-                self.fs.pipe_file(self.path(name), data, mode="create")
-            except FileExistsError:
+        with self.answering():
+            if self.is_local:
+                return _write_local(self.path(name), data, create_only=True)
+            if self.protocol in ("s3", "s3a"):
+                return _s3_create(self.fs, self.path(name), data)
+            if self.protocol == "memory":
+                try:
+                    self.fs.pipe_file(self.path(name), data, mode="create")
+                except FileExistsError:
+                    return False
+                return True
+            if self.fs.exists(self.path(name)):
                 return False
+            self.fs.pipe_file(self.path(name), data)
             return True
-        if self.fs.exists(self.path(name)):
-            return False
-        self.fs.pipe_file(self.path(name), data)
-        return True
-
-    def write_table(self, name: str, table: pa.Table) -> None:
-        """Write a Parquet file with page checksums, all or nothing."""
-        buf = io.BytesIO()
-        pq.write_table(table, buf, write_page_checksum=True)
-        self.write_bytes(name, buf.getvalue())
 
     def remove(self, name: str) -> None:
-        try:
-            self.fs.rm_file(self.path(name))
-        except FileNotFoundError:
-            pass
+        with self.answering():
+            try:
+                self.fs.rm_file(self.path(name))
+            except FileNotFoundError:
+                pass
 
 
 def _write_local(path: str, data: bytes, *, create_only: bool) -> bool:
@@ -259,8 +347,18 @@ def _s3_create(fs, path: str, data: bytes) -> bool:
 def _filesystem(protocol: str, options: dict[str, Any]):
     import fsspec
 
+    if protocol in ("s3", "s3a"):  # bounded waits (see CONNECT_TIMEOUT); the user's win
+        config = {"connect_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT,
+                  "retries": {"max_attempts": ATTEMPTS, "mode": "standard"},
+                  **options.get("config_kwargs", {})}
+        options = {**options, "config_kwargs": config}
     try:
-        return fsspec.filesystem(protocol, **options)
+        fs = fsspec.filesystem(protocol, **options)
+        if protocol in ("s3", "s3a"):
+            # botocore makes the ATTEMPTS; s3fs's own loop around each call would multiply
+            # them by 5 (an attribute: s3fs takes no argument for it).
+            fs.retries = 1
+        return fs
     except ImportError as exc:
         extra = EXTRAS.get(protocol)
         raise MissingExtraError(

@@ -65,7 +65,7 @@ class SeaweedS3:
 
     def _start(self) -> "SeaweedS3":
         p, d = self.ports, self.dir
-        (d / "data").mkdir()
+        (d / "data").mkdir(exist_ok=True)  # kept by kill(): a restart serves the same data
         (d / "s3.json").write_text(json.dumps({"identities": [{
             "name": "tests", "credentials": [{"accessKey": self.access_key,
                                               "secretKey": self.secret_key}],
@@ -140,6 +140,12 @@ class SeaweedS3:
             token = page["NextContinuationToken"]
 
     def stop(self) -> None:
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would, keeping its data: :meth:`start` serves it
+        again on the same ports (``attempts=1``: a retry with new ports would start empty)."""
         if self.proc is not None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -151,7 +157,6 @@ class SeaweedS3:
         for name in ("master", "volume", "filer", "s3"):  # weed's own fixed socket paths
             Path(f"/tmp/seaweedfs-{name}-grpc-{self.ports[name + '_grpc']}.sock") \
                 .unlink(missing_ok=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def _alive(self) -> None:
         if self.proc.poll() is not None:

@@ -58,7 +58,7 @@ def test_pre_flight_checks_load_no_scikit_learn(tmp_path):
               "from spectral_pipeline.tasks.preflight import build_job; "
               f"p = SpectralParams(input={str(tmp_path / 'x.parquet')!r}, "
               f"output_dir={str(tmp_path / 'out')!r}, n_clusters=2, n_components=10); "
-              "build_job(p.model_dump(exclude={'dask'}), hash_files=False)")
+              "build_job(p.request(), hash_files=False)")
     assert _loaded(checks, {"sklearn", "prefect", "matplotlib"}) == []
 
 

@@ -34,7 +34,7 @@ def _flags() -> dict[str, list[str]]:
 
 def _type(annotation: Any) -> str:
     """The accepted JSON-able types of a field, in words."""
-    from spectral_pipeline.flows.cli import _flatten
+    from spectral_pipeline.flows.flags import flatten as _flatten
 
     kinds, literals = _flatten(annotation)
     words = {int: "int", float: "float", bool: "bool", str: "str", dict: "dict",
@@ -50,7 +50,7 @@ def _range(name: str, field: Any) -> str:
     import annotated_types
 
     from spectral_core.params import PARAMETERS
-    from spectral_pipeline.flows.cli import _flatten
+    from spectral_pipeline.flows.flags import flatten as _flatten
 
     spec = PARAMETERS.get(name)
     parts = []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from spectral_pipeline.tasks import report
-from spectral_pipeline.tasks.planning import _markdown
+from spectral_pipeline.tasks.summary import markdown as _markdown
 
 from ..browser import near, rgb_pixels, screenshot
 from .conftest import ON_THE_SERVER, api

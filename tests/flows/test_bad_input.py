@@ -9,7 +9,8 @@ import pytest
 
 from spectral_pipeline.flows.params import SpectralParams
 from spectral_pipeline.flows.spectral import run_spectral
-from spectral_pipeline.tasks.io import FORMAT_VERSION, InputError
+from spectral_pipeline.tasks.checkpoints import FORMAT_VERSION
+from spectral_pipeline.tasks.errors import InputError
 
 from .conftest import write_dataset
 

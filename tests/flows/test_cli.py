@@ -248,14 +248,15 @@ def test_ctrl_c_during_the_run_is_one_line_and_exit_130(blobs_data, tmp_path):
 
 def _checked(tmp_path, *args):
     """The flags parsed and checked as `spectral-flow run` does before it starts Prefect."""
-    from spectral_pipeline.flows.cli import _params_from_args, build_parser
+    from spectral_pipeline.flows.cli import build_parser
+    from spectral_pipeline.flows.flags import params_from_args
     from spectral_pipeline.tasks.preflight import build_job
 
     data = _small_inputs(tmp_path / "data")
     parsed = build_parser().parse_args(["run", str(data["good"]), "--output",
                                         str(tmp_path / "out"), *args])
-    params = _params_from_args(parsed)
-    build_job(params.model_dump(exclude={"dask"}), hash_files=False)
+    params = params_from_args(parsed)
+    build_job(params.request(), hash_files=False)
     return params
 
 
@@ -289,24 +290,28 @@ def test_a_usage_error_is_one_line(capsys):
 def test_a_parameter_refusal_names_the_flag(tmp_path, args, line):
     from pydantic import ValidationError
 
-    from spectral_pipeline.flows.cli import _values_from_args, build_parser, refusal_line
+    from spectral_pipeline.flows.cli import build_parser
+    from spectral_pipeline.flows.flags import values_from_args
+    from spectral_pipeline.flows.refusals import refusal_line
 
     parsed = build_parser().parse_args(["run", str(tmp_path), *args])
     with pytest.raises(ValidationError) as refused:
         _checked(tmp_path, *args)
-    assert refusal_line(refused.value, _values_from_args(parsed)) == line
+    assert refusal_line(refused.value, values_from_args(parsed)) == line
 
 
 def test_too_few_rows_for_the_default_n_components_names_it(tmp_path):
-    from spectral_pipeline.flows.cli import _values_from_args, build_parser, refusal_line
+    from spectral_pipeline.flows.cli import build_parser
+    from spectral_pipeline.flows.flags import values_from_args
     from spectral_pipeline.flows.params import SpectralParams
+    from spectral_pipeline.flows.refusals import refusal_line
     from spectral_pipeline.tasks.preflight import TooFewRows, build_job
 
     data = _small_inputs(tmp_path / "data")
     parsed = build_parser().parse_args(["run", str(data["ten"]), "--n-clusters", "5"])
-    values = _values_from_args(parsed)
+    values = values_from_args(parsed)
     with pytest.raises(TooFewRows) as refused:
-        build_job(SpectralParams(**values).model_dump(exclude={"dask"}), hash_files=False)
+        build_job(SpectralParams(**values).request(), hash_files=False)
     assert refusal_line(refused.value, values) == (
         "--n-components (default 100): must be < the input's 10 rows (it is the number of "
         "landmark rows); use a value in [5, 9] (at least --n-clusters 5).")

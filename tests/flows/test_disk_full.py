@@ -7,7 +7,7 @@ import pytest
 
 from spectral_pipeline.flows.params import SpectralParams
 from spectral_pipeline.flows.spectral import run_spectral
-from spectral_pipeline.tasks.io import check_part, read_part
+from spectral_pipeline.tasks.checkpoints import check_part, read_part
 from spectral_pipeline.tasks.storage import open_store
 
 

@@ -7,9 +7,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from spectral_core import STAGES, SpectralClustering
+from spectral_core import SpectralClustering
 from spectral_pipeline.flows.params import SpectralParams
 from spectral_pipeline.flows.spectral import run_spectral
+from spectral_pipeline.tasks.stages import STAGES
+from spectral_pipeline.tasks.summary import all_stages
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 
@@ -43,9 +45,11 @@ def test_flow_equals_library(blobs_data, tmp_path, config):
     np.testing.assert_allclose(result["eigenvalues"], library.eigenvalues_, rtol=1e-9)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["cluster_sizes"] == np.bincount(library.labels_).tolist()
-    assert set(summary["stages"]) == {"sample_landmarks", "kernel_blocks", "eigendecompose",
-                                      "embed", "assign_labels"}
-    assert all(s["state"] == "Completed" for s in summary["stages"].values())
+    assert list(summary["stages"]) == ["sample_landmarks", "kernel_blocks", "eigendecompose",
+                                       "embed", "assign_labels"]  # the library's
+    assert list(summary["input_and_output_stages"]) == ["validate_input", "write_outputs"]
+    assert list(all_stages(summary)) == list(STAGES)
+    assert all(s["state"] == "Completed" for s in all_stages(summary).values())
 
 
 def test_rerun_is_cached_and_n_clusters_change_reuses_early_stages(blobs_data, tmp_path):
@@ -53,14 +57,15 @@ def test_rerun_is_cached_and_n_clusters_change_reuses_early_stages(blobs_data, t
     out = tmp_path / "out"
     first = run_spectral(_params(data, out))
     again = run_spectral(_params(data, out))
-    assert {s: v["state"] for s, v in again["stages"].items()} == dict.fromkeys(
-        first["stages"], "Cached")
+    assert {s: v["state"] for s, v in all_stages(again).items()} == dict.fromkeys(
+        STAGES, "Cached")
     assert again["cluster_sizes"] == first["cluster_sizes"]
     four = run_spectral(_params(data, out, n_clusters=4))
-    states = {s: v["state"] for s, v in four["stages"].items()}
-    assert states == {"sample_landmarks": "Cached", "kernel_blocks": "Cached",
-                      "eigendecompose": "Completed", "embed": "Completed",
-                      "assign_labels": "Completed"}
+    states = {s: v["state"] for s, v in all_stages(four).items()}
+    assert states == {"validate_input": "Cached", "sample_landmarks": "Cached",
+                      "kernel_blocks": "Cached", "eigendecompose": "Completed",
+                      "embed": "Completed", "assign_labels": "Completed",
+                      "write_outputs": "Completed"}
     library = SpectralClustering(**_params(data, out, n_clusters=4).estimator_params()).fit(X)
     np.testing.assert_array_equal(_labels(out)[1], library.labels_)
 
@@ -133,9 +138,54 @@ def test_the_manifest_is_the_only_record_prefect_keeps_no_result(blobs_data, tmp
     again = run_spectral(_params(data, out))
     after = set(storage.rglob("*")) if storage.exists() else set()
     assert after == before
-    for stage, info in first["stages"].items():
-        manifest = json.loads((out / "checkpoints" / info["key"] / stage / "_SUCCESS.json")
-                              .read_text())
+    for stage, info in all_stages(first).items():
+        folder = out / "labels" if stage == "write_outputs" else \
+            out / "checkpoints" / info["key"] / stage  # the labels dataset's own manifest
+        manifest = json.loads((folder / "_SUCCESS.json").read_text())
         assert (manifest["stage"], manifest["key"]) == (stage, info["key"])
-        assert manifest["parts"] and manifest["result"]["work"] == info["parts"]
-    assert {s: v["state"] for s, v in again["stages"].items()} == dict.fromkeys(STAGES, "Cached")
+        assert manifest["result"]["work"] == info["parts"]
+        assert bool(manifest["parts"]) == (stage != "validate_input")  # it writes no part
+    assert {s: v["state"] for s, v in all_stages(again).items()} == \
+        dict.fromkeys(STAGES, "Cached")
+
+
+def test_each_stage_task_run_waits_for_the_one_before_it(blobs_data, tmp_path):
+    """The run's graph in Prefect chains the stages: each stage's task run names, among its
+    inputs, the task run of the stage it is declared ``after`` (the edge the UI draws), and
+    the report waits for the last stage."""
+    import asyncio
+    import itertools
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from spectral_pipeline.tasks.stage import REGISTRY
+
+    data, _, _ = blobs_data
+    run_spectral(_params(data, tmp_path / "out"))
+    flow_run_id = json.loads((tmp_path / "out" / "summary.json").read_text())["flow_run_id"]
+
+    async def task_runs():
+        async with get_client() as client:
+            return await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[flow_run_id])))
+
+    wanted = {*STAGES, "plan", "write_report"}
+    deadline = time.monotonic() + 30
+    while True:  # task runs reach the API through its event stream: wait for all of them
+        by_name = {r.name.rsplit("-", 1)[0]: r for r in asyncio.run(task_runs())}
+        if wanted <= set(by_name) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert wanted <= set(by_name), sorted(by_name)
+
+    def upstream(name):
+        return {getattr(i, "id", None) for inputs in by_name[name].task_inputs.values()
+                for i in inputs}
+
+    assert [REGISTRY[s].after for s in STAGES] == [None, *STAGES[:-1]]
+    for before, name in itertools.pairwise(STAGES):
+        assert by_name[before].id in upstream(name), (name, by_name[name].task_inputs)
+    assert by_name[STAGES[-1]].id in upstream("write_report")
+    assert not upstream(STAGES[0]) & {by_name[s].id for s in STAGES}

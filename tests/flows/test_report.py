@@ -127,23 +127,25 @@ def test_scatter_sample_is_bounded_and_its_labels_are_the_rows_labels(blobs_data
     """The sample reads at most ``parts`` blocks, and each sampled row carries its own
     embedding and label (checked against every checkpointed part and labels/)."""
     from spectral_pipeline.tasks import report
-    from spectral_pipeline.tasks.io import read_part
-    from spectral_pipeline.tasks.planning import _Numbering, build_job
+    from spectral_pipeline.tasks.assign import Numbering, assign_labels
+    from spectral_pipeline.tasks.checkpoints import read_part
+    from spectral_pipeline.tasks.embed import embed
+    from spectral_pipeline.tasks.preflight import build_job
 
     data, _, _ = blobs_data
     out = tmp_path / "out"
     params = _params(data, out, block_size=500)  # a block per row group: 12
     run_spectral(params)
-    job = build_job(params.model_dump(exclude={"dask"}))
+    job = build_job(params.request())
     assert len(job.plan.blocks) == 12
     rows, U, raw = report.sample_embedding(job, rows=500, parts=4)
     blocks = {b.index for b in job.plan.blocks for r in rows if b.start <= r < b.start + b.rows}
     assert 0 < len(blocks) <= 4
-    assert 450 <= len(rows) <= 500 and len(np.unique(rows)) == len(rows)
-    store, parts = report.embed_parts(job)
+    assert len(rows) == 500 and len(np.unique(rows)) == len(rows)  # exactly what was asked
+    store, parts = embed.store(job), embed.manifest(job).parts
     full = np.concatenate([read_part(store, p, stage="embed")[0]["u"] for p in parts])
     np.testing.assert_array_equal(U, full[rows])
-    numbering = _Numbering(**report.committed(job, "assign_labels").result["numbering"])
+    numbering = Numbering(**assign_labels.manifest(job).result["numbering"])
     labels = pq.read_table(out / "labels").column("label").to_numpy()
     np.testing.assert_array_equal(numbering[raw], labels[rows])
     again = report.sample_embedding(job, rows=500, parts=4)

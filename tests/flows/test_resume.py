@@ -6,7 +6,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from spectral_core import STAGES, SpectralClustering
+from spectral_core import SpectralClustering
+from spectral_pipeline.tasks.stages import STAGES
+from spectral_pipeline.tasks.summary import all_stages
 
 from .helpers import cli_env, current_api_url, run_cli
 
@@ -35,7 +37,7 @@ def test_sigkill_in_a_stage_then_rerun_resumes(blobs_data, tmp_path, stage, part
     code, stdout, err = run_cli(args, env)
     assert code == 0, err[-2000:]
     summary = json.loads((out / "summary.json").read_text())
-    states = {s: v["state"] for s, v in summary["stages"].items()}
+    states = {s: v["state"] for s, v in all_stages(summary).items()}
     killed = STAGES.index(stage)
     assert states == {s: "Cached" if i < killed else "Completed" for i, s in enumerate(STAGES)}
     if stage in ("kernel_blocks", "embed"):

@@ -7,13 +7,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from spectral_pipeline.tasks.io import InputError
+from spectral_pipeline.flows.params import SpectralParams
+from spectral_pipeline.tasks.errors import InputError
 from spectral_pipeline.tasks.preflight import ALLOWED_ROOTS_ENV, build_job
 
 
 def _params(data, out, **kw):
-    return {"input": str(data), "output_dir": str(out), "block_size": 1000, "n_clusters": 2,
-            "n_components": 10, **kw}
+    return SpectralParams(**{"input": str(data), "output_dir": str(out), "block_size": 1000,
+                             "n_clusters": 2, "n_components": 10, **kw}).request()
 
 
 @pytest.fixture

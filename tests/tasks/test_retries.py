@@ -5,9 +5,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from spectral_pipeline.tasks import stages
-from spectral_pipeline.tasks.io import InputError
+from spectral_pipeline.tasks.errors import InputError
 from spectral_pipeline.tasks.parallel import ClusterError
 from spectral_pipeline.tasks.retries import is_transient, raised_by_distributed, retry_transient
+from spectral_pipeline.tasks.stage import REGISTRY
 
 
 def _raised(func):
@@ -74,9 +75,14 @@ class _State:
 
 
 def test_retry_transient_is_the_stage_tasks_condition(scheduler_key_error):
-    for task in (stages.validate_input, stages.sample_landmarks, stages.kernel_blocks,
-                 stages.eigendecompose, stages.embed, stages.assign_labels):
+    from spectral_pipeline.tasks import planning, summary
+
+    tasks = [REGISTRY[name].task for name in stages.STAGES] + [planning.plan,
+                                                                summary.write_report]
+    assert [t.name for t in tasks] == [*stages.STAGES, "plan", "write_report"]
+    for task in tasks:  # one rule for every task of the pipeline
         assert task.retry_condition_fn is retry_transient, task.name
+        assert (task.retries, task.retry_delay_seconds) == (2, 1), task.name
     assert retry_transient(None, None, _State(scheduler_key_error))
     assert not retry_transient(None, None, _State(KeyError("f1")))
     assert not retry_transient(None, None, _State())  # a completed state is never retried

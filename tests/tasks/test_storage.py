@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from spectral_pipeline.tasks.io import InputError, plan_dataset, read_block
+from spectral_pipeline.tasks.dataset import plan_dataset, read_block
+from spectral_pipeline.tasks.errors import InputError
 from spectral_pipeline.tasks.preflight import ALLOWED_ROOTS_ENV, allowed_roots, confine
 from spectral_pipeline.tasks.storage import (
     MissingExtraError,
@@ -121,7 +122,7 @@ def test_a_dataset_in_memory_is_planned_and_read_like_a_local_one(tmp_path):
     assert [b.model_dump(exclude={"file"}) for b in there.blocks] == \
         [b.model_dump(exclude={"file"}) for b in here.blocks]
     assert there.fingerprint != here.fingerprint  # other paths: another input
-    X = np.vstack([read_block(there, b, store=memory) for b in there.blocks])
+    X = np.vstack([read_block(there, b, memory) for b in there.blocks])
     np.testing.assert_array_equal(X, np.column_stack([table["a"], table["b"]]))
 
 
@@ -134,3 +135,66 @@ def test_a_memory_store_writes_create_only_and_replaces():
     store.remove("m.json")
     store.remove("m.json")  # removing what is gone is not an error
     assert not store.exists("m.json")
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch):
+    """An S3 endpoint on 127.0.0.1 (a port of this test's choosing) in the standard AWS
+    environment, as a deployment sets it."""
+    import s3fs
+
+    from spectral_pipeline.flows.server import free_port
+
+    port = free_port()
+    for key, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+                       "AWS_ACCESS_KEY_ID": "AKTEST", "AWS_SECRET_ACCESS_KEY": "not-a-secret",
+                       "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(key, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield port
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def _unavailable(port):
+    return rf"^The store s3://bucket \(at http://127\.0\.0\.1:{port}\) is not answering \("
+
+
+def test_a_store_that_refuses_connections_is_unavailable_at_once(s3_endpoint):
+    """Nothing listens on the endpoint (the server is down): one error that names the store
+    and says what to do, in seconds, and neither the user's input nor worth a task's retry."""
+    import time
+
+    from spectral_pipeline.tasks.errors import StoreUnavailable, is_refusal
+    from spectral_pipeline.tasks.retries import is_transient
+
+    store = open_store("s3://bucket/prefix")
+    start = time.monotonic()
+    with pytest.raises(StoreUnavailable, match=_unavailable(s3_endpoint)) as gone:
+        store.read_bytes("part-000000.parquet")
+    assert time.monotonic() - start < 15
+    assert "run the same command again" in str(gone.value)
+    assert not is_refusal(gone.value) and not is_transient(gone.value)
+    assert pickle.loads(pickle.dumps(gone.value)).url == gone.value.url  # from a worker
+
+
+def test_a_store_that_accepts_but_never_answers_is_unavailable_after_the_timeouts(
+        s3_endpoint, monkeypatch):
+    """A server that takes connections and says nothing (hung): each attempt gives up after
+    READ_TIMEOUT, ATTEMPTS times, then the same error (timeouts shortened here)."""
+    import socket
+    import time
+
+    from spectral_pipeline.tasks import storage
+    from spectral_pipeline.tasks.errors import StoreUnavailable
+
+    monkeypatch.setattr(storage, "READ_TIMEOUT", 1)
+    hung = socket.create_server(("127.0.0.1", s3_endpoint), backlog=16)  # never accepts
+    try:
+        start = time.monotonic()
+        with pytest.raises(StoreUnavailable, match=_unavailable(s3_endpoint)):
+            open_store("s3://bucket/prefix").read_bytes("part-000000.parquet")
+        waited = time.monotonic() - start
+    finally:
+        hung.close()
+    assert storage.ATTEMPTS * 1 <= waited < storage.ATTEMPTS * 1 + 10, waited
