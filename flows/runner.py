@@ -18,7 +18,6 @@ from prefect_dask.task_runners import PrefectDaskFuture
 
 from .params import DaskOptions
 
-
 #: Set (to anything) to keep Dask's INFO lines in a run's output; ``spectral-flow --verbose``
 #: and ``serve --verbose`` set it, and a serve process's flow runs inherit it.
 VERBOSE = "SPECTRAL_PIPELINE_VERBOSE"

@@ -152,6 +152,9 @@ def kernel_blocks(run: StageRun) -> Done:
     return Done(list(parts.values()), {
         "rank": summary.rank, "n_clipped": summary.n_clipped,
         "degree_min": summary.degree_min, "degree_mean": summary.degree_mean,
+        # Each pass's parts as its progress lines count them (pass 2 counts groups of blocks).
+        "passes": {"pass 1 (column sums)": [len(todo), len(plan.blocks)],
+                   "pass 2 (Gram)": [len(missing), len(groups)]},
     }, computed=computed, work=2 * len(plan.blocks))
 
 

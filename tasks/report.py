@@ -328,12 +328,35 @@ def report_html(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
         [[i + 1, f"{v:.6f}", g] for i, (v, g) in enumerate(zip(spectrum, gaps, strict=True))],
         {0, 1, 2})]
     parts += ["<h2>Stages</h2>", _table(
-        ["stage", "seconds", "state", "parts computed"],
-        [[s, f"{info['seconds']:.2f}", info["state"],
-          "" if info["parts"] is None else f"{info['parts_computed']}/{info['parts']}"]
-         for s, info in summary["stages"].items()], {1, 3})]
+        ["stage", "seconds", "state", "parts computed"], stage_rows(summary), {1, 3})]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def all_stages(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every stage of a summary, in the order of the run."""
+    from .stages import STAGES
+
+    found = {**summary["stages"], **summary.get("input_and_output_stages", {})}
+    return {s: found[s] for s in STAGES if s in found}
+
+
+def stage_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """The stage table: every stage's seconds, state and the parts it computed, of how many,
+    counted as its progress lines in the run's log count them (per pass where a stage makes
+    several: "pass 1 (column sums) 3/3, pass 2 (Gram) 1/1"). A reused stage computed none."""
+    rows = []
+    for s, info in all_stages(summary).items():
+        done = (lambda n: 0) if info.get("reused") else (lambda n: n)
+        if info.get("passes"):
+            parts = ", ".join(f"{what} {done(n)}/{total}"
+                              for what, (n, total) in info["passes"].items())
+        elif info.get("parts") is None:
+            parts = ""
+        else:
+            parts = f"{info['parts_computed']}/{info['parts']}"
+        rows.append([s, f"{info['seconds']:.2f}", str(info["state"]), parts])
+    return rows
 
 
 def suggestion_sentence(suggested: int | None, n_clusters: int) -> str:

@@ -29,7 +29,8 @@ def build_summary(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
     every = {
         s: {"seconds": round(refs[s]["seconds"], 3), "state": states.get(s),
             "reused": bool(refs[s].get("reused")), "key": refs[s]["key"],
-            "parts": refs[s].get("parts"), "parts_computed": refs[s].get("parts_computed")}
+            "parts": refs[s].get("parts"), "parts_computed": refs[s].get("parts_computed"),
+            **({"passes": refs[s]["passes"]} if "passes" in refs[s] else {})}
         for s in STAGES
     }
     eigen_ref = refs["eigendecompose"]
@@ -58,6 +59,10 @@ def build_summary(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
         "outputs": dict(refs["write_outputs"]["files"]),
         "flow_run_id": job.flow_run_id,
     }
+
+
+#: Every stage of a summary, in the order of the run.
+all_stages = report.all_stages
 
 
 @task(**task_options("write_report"))
@@ -89,12 +94,6 @@ def write_report(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, st
             "rows": job.plan.n_rows}
 
 
-def all_stages(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every stage of a summary, in the order of the run."""
-    found = {**summary["stages"], **summary.get("input_and_output_stages", {})}
-    return {s: found[s] for s in STAGES if s in found}
-
-
 def markdown(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
     """The artifact: the report's figures inline (Prefect's UI renders markdown images as
     plain ``<img>`` elements, data URIs included), then the summary's tables."""
@@ -115,7 +114,5 @@ def markdown(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
     lines += [f"| {i + 1} | {v:.6f} | {'yes' if i < kept else ''} |"
               for i, v in enumerate(summary["spectrum"])]
     lines += ["", "| stage | seconds | state | parts computed |", "|---|---:|---|---:|"]
-    for s, info in all_stages(summary).items():
-        computed = "" if info["parts"] is None else f"{info['parts_computed']}/{info['parts']}"
-        lines.append(f"| {s} | {info['seconds']:.2f} | {info['state']} | {computed} |")
+    lines += [f"| {' | '.join(row)} |" for row in report.stage_rows(summary)]
     return "\n".join(lines)
