@@ -49,6 +49,9 @@ def pytest_collection_finish(session):
 
 def pytest_unconfigure(config):
     global _SERVER
+    from .browser import close_session
+
+    close_session()  # this process's Chromium, if a test started it
     if _SERVER is not None:
         _SERVER.stop()
         _SERVER = None
