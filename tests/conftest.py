@@ -37,6 +37,30 @@ def pytest_configure(config):
     os.environ.pop("PREFECT_API_URL", None)
 
 
+#: Fixtures that start something slow, and what: every test that uses one, directly or
+#: through another fixture (an autouse one too), is marked ``slow`` at collection
+#: (:func:`pytest_collection_modifyitems`), so ``-m "not slow"`` starts none of them. Tests
+#: that start such things themselves (a subprocess flow, a wheel build) carry the mark in
+#: their module.
+SLOW_FIXTURES = {
+    "prefect_server": "a Prefect server (every test under tests/flows/ uses it)",
+    "server": "the deployments' Prefect server, with its UI, on PostgreSQL",
+    "served": "the served deployments (a `python -m ...serve` process)",
+    "postgres": "a PostgreSQL cluster",
+    "s3": "a SeaweedFS S3 server",
+    "cluster": "a Dask scheduler and worker processes",
+    "dask_cluster": "a Dask scheduler and worker processes",
+    "site": "the documentation site's Sphinx build",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects: the marks must be there by then
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_collection_finish(session):
     global _SERVER
     if _is_xdist_controller(session.config) or session.config.option.collectonly:
@@ -49,6 +73,9 @@ def pytest_collection_finish(session):
 
 def pytest_unconfigure(config):
     global _SERVER
+    from .browser import close_session
+
+    close_session()  # this process's Chromium, if a test started it
     if _SERVER is not None:
         _SERVER.stop()
         _SERVER = None

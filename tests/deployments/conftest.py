@@ -1,10 +1,14 @@
-"""A real `prefect server start` on 127.0.0.1, and the deployments served against it."""
+"""A real `prefect server start` on 127.0.0.1 with its database in a real PostgreSQL, and the
+deployments served against it: one server for every test in this folder."""
 
+import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -15,8 +19,8 @@ import pytest
 
 from spectral_pipeline.flows.server import free_port
 
-from ..conftest import migrated_prefect_home
 from ..docs.examples import block, start_bash, with_ports
+from ..system import apt_install
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,17 +103,71 @@ def start_server(port: int, env: dict[str, str], cwd: Path, log_path: Path,
     return start_bash(script, cwd=cwd, env=env, log=open(log_path, "w"))
 
 
+def _pg_bin() -> str:
+    def initdb():
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        return found[-1] if found else None
+
+    found = apt_install("postgresql", initdb)
+    if not found:
+        pytest.fail("PostgreSQL is not installed (Debian: apt-get install postgresql); the "
+                    "deployments' server keeps its database there.")
+    return os.path.dirname(found)
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, prefect_server):
-    """The operations page's server (`ops-server-start`), in a PREFECT_HOME of its own
-    (holding a migrated database: tests/conftest.py)."""
-    home = migrated_prefect_home(tmp_path_factory.mktemp("prefect-home"))
+def postgres():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 and a free port, run as 'postgres'.
+
+    Its directory is a fresh one under /tmp: pytest's tmp_path lives in a root-only folder
+    that the postgres user (PostgreSQL refuses to run as root) cannot enter.
+    """
+    pg = _pg_bin()
+    folder = Path(tempfile.mkdtemp(prefix="spectral-pg-"))
+    data = folder / "pgdata"
+    data.mkdir()
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(folder, "postgres")
+        shutil.chown(data, "postgres")
+    port = free_port()
+    subprocess.run([*as_user, f"{pg}/initdb", "-D", str(data), "-U", "prefect", "--auth=trust"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, f"{pg}/pg_ctl", "-D", str(data), "-l", str(folder / "pg.log"),
+                    "-o", f"-p {port} -k {folder} -h 127.0.0.1", "-w", "start"],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run([*as_user, f"{pg}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U",
+                        "prefect", "prefect"], check=True, capture_output=True)
+        yield {"port": port, "url": f"postgresql+asyncpg://prefect@127.0.0.1:{port}/prefect",
+               "psql": [f"{pg}/psql", "-h", "127.0.0.1", "-p", str(port), "-U", "prefect",
+                        "-d", "prefect", "-tAc"]}
+    finally:
+        subprocess.run([*as_user, f"{pg}/pg_ctl", "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, postgres):
+    """The operations page's server on PostgreSQL: its `ops-postgres` setting, then its
+    `ops-server-start` in the same shell (the API, the UI and the scheduler), as written but
+    on this session's ports.
+
+    PostgreSQL, not the default SQLite file: under load, SQLite's single writer makes the
+    server answer 503 ("database is locked", seen in this server's log during full runs).
+    Prefect's Python client retries a 503, the UI's JavaScript does not: a form submitted in
+    that moment stays on its page and starts no run (how test_ui_form's untouched form failed,
+    once, in a full run).
+    """
+    home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
+    setting = with_ports(block("ops-postgres"), {5432: postgres["port"]})
     proc = start_server(port, base_env(home, PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS=2),
-                        home, home / "server.log")
+                        home, home / "server.log", before=setting)
     wait_healthy(url, proc, home / "server.log")
-    yield {"url": url, "ui": f"http://127.0.0.1:{port}", "home": home,
+    yield {"url": url, "ui": f"http://127.0.0.1:{port}", "home": home, "setting": setting,
            "env": base_env(home, PREFECT_API_URL=url)}
     stop(proc)
 

@@ -2,15 +2,15 @@
 written (docs/operations.md)."""
 
 import json
-import subprocess
 import time
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from ..clusters import start_cluster, stop_cluster
 from ..docs.examples import block, run_bash, start_bash
-from .conftest import BIN, ON_THE_SERVER, api, wait_for_run
+from .conftest import ON_THE_SERVER, api, wait_for_run
 
 pytestmark = [pytest.mark.slow, ON_THE_SERVER]
 
@@ -208,20 +208,8 @@ def test_cli_trigger_failure_then_retry_resumes(server, served):
 def test_run_on_an_existing_dask_cluster_through_the_server(server, served, dataset, tmp_path):
     from distributed import Client
 
-    from spectral_pipeline.flows.server import free_port
-
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                               str(port), "--no-dashboard"], env=server["env"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    procs += [subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1",
-                                "--no-dashboard", "--host", "127.0.0.1"], env=server["env"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-              for _ in range(2)]
+    address, procs = start_cluster([{}, {}], server["env"])
     try:
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
         dep = _deployment_id(server, "on-demand")
         params = _run_params(dataset, tmp_path / "out", block_size=500)
         params["dask"] = {"address": address}
@@ -232,12 +220,11 @@ def test_run_on_an_existing_dask_cluster_through_the_server(server, served, data
         np.testing.assert_array_equal(_labels(tmp_path / "out"), dataset[2])
         with Client(address) as client:
             executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
-        assert len(executed) == 2 and all(v >= 3 for v in executed.values()), executed
+        # The block passes ran on this cluster: 3,000 rows in blocks of 500 are 6 parts a
+        # pass. (Which worker takes which part is the Dask scheduler's choice.)
+        assert len(executed) == 2 and sum(executed.values()) >= 6, executed
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
+        stop_cluster(procs)
 
 
 def test_work_pool_deployments_from_prefect_yaml_and_from_the_module(server, dataset,

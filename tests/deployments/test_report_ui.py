@@ -6,7 +6,7 @@ import pytest
 from spectral_pipeline.tasks import report
 from spectral_pipeline.tasks.summary import markdown as _markdown
 
-from ..browser import near, rgb_pixels, screenshot
+from ..browser import LOADED, near, rgb_pixels, screenshot
 from .conftest import ON_THE_SERVER, api
 
 pytestmark = [pytest.mark.slow, ON_THE_SERVER]
@@ -42,8 +42,13 @@ def test_prefect_ui_renders_the_artifact_figures(server, tmp_path):
         "key": "spectral-clustering-summary", "type": "markdown", "data": markdown})
     assert status == 201, artifact
     shot = tmp_path / "ui.png"
+    figures = markdown.count("data:image/png;base64,")
+    assert figures >= 2, markdown[:2000]
+    # Shot once the page shows every figure of the artifact as a loaded image.
+    drawn = ("[...document.images].filter(i => i.src.startsWith('data:image/png') && "
+             f"i.complete && i.naturalWidth > 0).length >= {figures}")
     screenshot(f"{server['ui']}/artifacts/artifact/{artifact['id']}", shot,
-               tmp_path / "chromium-profile", size="1400,2400", wait_ms=30_000)
+               size="1400,2400", ready=f"{LOADED} && {drawn}")
     pixels = rgb_pixels(shot)
     # Each cluster's bar (about 100 × 150 px on screen) and its scatter points: the data
     # URIs were rendered as images, not shown as text or dropped by a sanitizer.

@@ -15,7 +15,7 @@ import pytest
 from spectral_pipeline.flows.params import _order
 from spectral_pipeline.tasks.stages import STAGES
 
-from .browser import Page
+from ..browser import page
 from .conftest import ON_THE_SERVER, api, wait_for_run
 
 pytestmark = [pytest.mark.slow, ON_THE_SERVER]
@@ -71,9 +71,10 @@ def test_the_run_graph_is_the_chain_of_stages(server, two_runs, tmp_path_factory
     for before, after in itertools.pairwise(stages):
         assert runs[before]["id"] in parents[after], (after, parents[after])
     shot = tmp_path_factory.mktemp("shots") / "run-page-graph.png"
-    with Page(f"{server['ui']}/runs/flow-run/{first['id']}") as page:
-        page.wait_for("document.body.innerText.includes('write_outputs')")
-        page.screenshot(shot)
+    with page(f"{server['ui']}/runs/flow-run/{first['id']}") as tab:
+        tab.wait_for("document.body.innerText.includes('write_outputs')")
+        tab.wait_until_still(2.0)  # the graph lays its nodes out after the page shows
+        tab.screenshot(shot)
     assert shot.stat().st_size > 20_000
 
 
@@ -101,15 +102,15 @@ def test_the_form_starts_with_what_people_set_and_warns_of_nothing(server, serve
                                                                    tmp_path_factory):
     dep = _on_demand(server)
     shot = tmp_path_factory.mktemp("shots") / "run-page-form.png"
-    with Page(f"{server['ui']}/deployments/deployment/{dep['id']}/run") as page:
-        page.wait_for("[...document.querySelectorAll('button')]"
+    with page(f"{server['ui']}/deployments/deployment/{dep['id']}/run") as tab:
+        tab.wait_for("[...document.querySelectorAll('button')]"
                       ".some(b => b.innerText.trim() === 'Submit')")
-        page.wait_for("document.body.innerText.includes('threads_per_worker')")
-        labels = page.evaluate(
+        tab.wait_for("document.body.innerText.includes('threads_per_worker')")
+        labels = tab.evaluate(
             "[...document.querySelectorAll('.schema-form-property__label')]"
             ".map(e => e.innerText.trim().split(' ')[0])")
-        page.screenshot(shot)
-        console = list(page.console)
+        tab.screenshot(shot)
+        console = list(tab.console)
     top = [label for label in labels if label in _order()]
     assert top == _order(), top
     assert _order()[:11] == ["input", "output_dir", "n_clusters", "affinity", "n_components",
@@ -154,7 +155,7 @@ def test_the_stage_table_lists_every_stage_with_the_logs_part_counts(server, two
         else:
             assert cell == next(iter(passes.values())), (stage, cell, passes)
     shot = tmp_path_factory.mktemp("shots") / "run-page-summary.png"
-    with Page(f"{server['ui']}/artifacts/artifact/{artifacts[0]['id']}") as page:
-        page.wait_for("document.body.innerText.includes('write_outputs')")
-        page.screenshot(shot)
+    with page(f"{server['ui']}/artifacts/artifact/{artifacts[0]['id']}") as tab:
+        tab.wait_for("document.body.innerText.includes('write_outputs')")
+        tab.screenshot(shot)
     assert shot.stat().st_size > 20_000

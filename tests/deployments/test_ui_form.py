@@ -5,31 +5,37 @@ field, and an untouched form producing a valid run with the defaults."""
 import html
 import json
 import re
-import time
 
 import pytest
 
 from spectral_core.params import PARAMETERS
 from spectral_pipeline.deployments.serve import RECOMMENDED
-from spectral_pipeline.flows.params import SpectralParams, _order
+from spectral_pipeline.flows.params import DaskOptions, SpectralParams, _order
 
-from .browser import Page, dump_dom
+from ..browser import dump_dom, page
 from .conftest import ON_THE_SERVER, api, wait_for_run
 
 pytestmark = [pytest.mark.slow, ON_THE_SERVER]
 
 #: What the form sends for fields left untouched, as seen when Submit was clicked (a null for
 #: every nullable field; a dict field is a JSON editor whose value the UI sends as a
-#: ``__prefect_kind: json`` placeholder that the server hydrates).
+#: ``__prefect_kind: json`` placeholder that the server hydrates). The ``dask`` field sends
+#: its default from the deployment's schema, which holds the serving machine's CPU count as
+#: ``threads_per_worker`` (:func:`_untouched`).
 UNTOUCHED = {"checkpoint_dir": None, "feature_columns": None, "id_column": None,
              "storage_options": {"__prefect_kind": "json", "value": "null"},
              "eigen_solver": None, "n_init": "auto", "gamma": 1, "eigen_tol": 0,
              "assign_labels": "kmeans", "degree": 3, "coef0": 1, "block_size": 65536,
              "kernel_params": {"__prefect_kind": "json", "value": "null"},
              "kmeans_params": {"__prefect_kind": "json", "value": "null"},
-             "persist_embedding": False, "n_jobs": 1,
-             "dask": {"address": None, "n_workers": 1, "threads_per_worker": 2,
-                      "processes": False}}
+             "persist_embedding": False, "n_jobs": 1}
+
+
+def _untouched(dep):
+    """:data:`UNTOUCHED`, and the ``dask`` default the form sends (from the schema)."""
+    dask = dep["parameter_openapi_schema"]["properties"]["dask"]["default"]
+    assert dask == DaskOptions().model_dump(), dask  # threads_per_worker: the CPU count
+    return {**UNTOUCHED, "dask": dask}
 
 
 def _deployment(server):
@@ -57,7 +63,8 @@ def _text(dom):
 
 
 def test_every_parameter_has_a_usable_field(server, served):
-    dom = dump_dom(_form_url(server, _deployment(server)))
+    # The fields' descriptions are drawn after the form is shown.
+    dom = dump_dom(_form_url(server, _deployment(server)), ready=_FORM_SHOWN, still_s=1.0)
     text = _text(dom)
     assert "Parameters" in text, text[:2000]
     for name in _order():
@@ -86,21 +93,20 @@ def test_every_parameter_has_a_usable_field(server, served):
 def test_an_out_of_range_value_is_flagged_under_its_field(server, served):
     dep = _deployment(server)
     before = _runs(server, dep)
-    with Page(_form_url(server, dep)) as page:
-        _wait_for_the_form(page, "n_clusters")
+    with page(_form_url(server, dep)) as tab:
+        _wait_for_the_form(tab, "n_clusters")
         for name, value in (("n_clusters", "0"), ("gamma", "-1")):
-            page.evaluate(_type_into(name, value))
-            page.wait_for(f"{_value_of(name)} === {json.dumps(value)}")
-        time.sleep(1)  # let the form's model take the changes before Submit
-        page.click_button("Submit")
-        messages = page.wait_for(
+            tab.evaluate(_type_into(name, value))
+        _wait_for_the_model(tab, n_clusters=0, gamma=-1)
+        tab.click_button("Submit")
+        messages = tab.wait_for(
             "(() => { const m = [...document.querySelectorAll('.p-label__message')]"
             ".map(e => e.closest('.schema-form-property').querySelector("
             "'.schema-form-property__label').innerText + ': ' + e.innerText);"
             " return m.length >= 2 ? m : null; })()")
         assert "n_clusters (Optional): 0 is less than the minimum of 1" in messages, messages
         assert any(m.startswith("gamma (Optional): -1 ") for m in messages), messages
-        assert page.evaluate("location.pathname").endswith("/run")  # still on the form
+        assert tab.evaluate("location.pathname").endswith("/run")  # still on the form
     assert _runs(server, dep).keys() == before.keys()
 
 
@@ -116,13 +122,60 @@ def _value_of(label):
     return f"{_field_js(label)}.querySelector('input, textarea').value"
 
 
-def _wait_for_the_form(page, field):
-    """Until ``field`` and Submit are shown and the form has filled in the deployment's
-    values, which it does after rendering: typing before that is overwritten (a fixed pause
-    was too short on a loaded machine). Tests also check that what they typed stayed."""
-    page.wait_for(f"document.body.innerText.includes({json.dumps(field)}) && [...document"
-                  ".querySelectorAll('button')].some(b => b.innerText.trim() === 'Submit')")
-    page.wait_for(_value_of("n_components") + " === '500'")
+#: JavaScript: the run form is shown, with Submit, and has filled in the deployment's values,
+#: which it does after rendering (typing before that is overwritten).
+_FORM_SHOWN = ("[...document.querySelectorAll('button')].some(b => b.innerText.trim() === "
+               f"'Submit') && {_value_of('n_components')} === '500'")
+
+
+def _wait_for_the_form(tab, field):
+    """Until ``field`` is shown in the run form and the form is ready (:data:`_FORM_SHOWN`).
+    Tests also check that what they typed reached the form's model."""
+    tab.wait_for(f"document.body.innerText.includes({json.dumps(field)}) && {_FORM_SHOWN}")
+
+
+#: JavaScript: the run form's values as the form holds them (its model, which Submit sends),
+#: as JSON; null until the form is rendered. Read from the Vue component tree under #app:
+#: the FlowRunCreateForm component passes them to its SchemaInput as the ``values`` prop.
+_MODEL = """(() => {
+  const find = (vnode, name, depth) => {
+    if (!vnode || typeof vnode !== 'object' || depth > 5000) return null;
+    const c = vnode.component;
+    if (c) return c.type && c.type.__name === name ? c : find(c.subTree, name, depth + 1);
+    if (vnode.suspense) return find(vnode.suspense.activeBranch, name, depth + 1);
+    if (Array.isArray(vnode.children)) {
+      for (const child of vnode.children) {
+        const found = find(child, name, depth + 1);
+        if (found) return found;
+      }
+    }
+    return null;
+  };
+  const form = find(document.getElementById('app')._vnode, 'FlowRunCreateForm', 0);
+  const input = form && find(form.subTree, 'SchemaInput', 0);
+  return input ? JSON.stringify(input.props.values) : null;
+})()"""
+
+
+def _wait_for_the_model(tab, **values):
+    """Until the form's model holds ``values`` (what typing into a field changes is the
+    input's text first; Submit sends the model)."""
+    want = json.dumps(values)
+    tab.wait_for(f"(() => {{ const m = {_MODEL}; if (m === null) return false;"
+                  f" const v = JSON.parse(m), w = {want};"
+                  " return Object.keys(w).every(k => JSON.stringify(v[k]) ==="
+                  " JSON.stringify(w[k])); })()")
+
+
+def _wait_for_the_deployments_page(tab):
+    """Until Submit has created the run and the UI moved on to the deployment's page; fails
+    at once, with its text, on a message under a field or an error toast."""
+    left = tab.wait_for(
+        "!location.pathname.endsWith('/run') || [...document.querySelectorAll("
+        "'.p-label__message'), ...[...document.querySelectorAll('.p-toast__card')]"
+        ".filter(t => t.querySelector('.p-toast__icon--error'))].map(e => e.innerText)"
+        ".join(' | ')")
+    assert left is True, left  # no message under a field, no error toast
 
 
 def _type_into(label, value):
@@ -136,13 +189,12 @@ def test_an_untouched_form_starts_a_run_with_the_defaults(server, served, tmp_pa
     dep = _deployment(server)
     before = _runs(server, dep)
     out = tmp_path / "out"
-    with Page(_form_url(server, dep)) as page:
-        _wait_for_the_form(page, "output_dir")
-        page.evaluate(_type_into("output_dir", str(out)))  # the one field changed
-        page.wait_for(f"{_value_of('output_dir')} === {json.dumps(str(out))}")
-        time.sleep(1)  # let the form's model take the change before Submit
-        page.click_button("Submit")
-        page.wait_for("!location.pathname.endsWith('/run')")  # to the deployment's page
+    with page(_form_url(server, dep)) as tab:
+        _wait_for_the_form(tab, "output_dir")
+        tab.evaluate(_type_into("output_dir", str(out)))  # the one field changed
+        _wait_for_the_model(tab, output_dir=str(out))
+        tab.click_button("Submit")
+        _wait_for_the_deployments_page(tab)
     new = [run for rid, run in _runs(server, dep).items() if rid not in before]
     assert len(new) == 1, new
     params = new[0]["parameters"]
@@ -163,7 +215,7 @@ def test_the_server_accepts_what_the_form_sends_for_untouched_fields(server, ser
     dep = _deployment(server)
     # Scheduled far ahead: the server validates and stores it; the runner leaves it alone.
     status, run = api(f"{server['url']}/deployments/{dep['id']}/create_flow_run", "POST", {
-        "parameters": {**UNTOUCHED, "output_dir": str(tmp_path / "o")},
+        "parameters": {**_untouched(dep), "output_dir": str(tmp_path / "o")},
         "state": {"type": "SCHEDULED", "state_details": {
             "scheduled_time": "2100-01-01T00:00:00Z"}}})
     assert status == 201, run
@@ -185,25 +237,22 @@ def test_the_reshaped_fields_take_a_value(server, served, tmp_path):
     dep = _deployment(server)
     before = _runs(server, dep)
     out = tmp_path / "out"
-    with Page(_form_url(server, dep)) as page:
-        _wait_for_the_form(page, "eigen_solver")
-        page.evaluate(_type_into("output_dir", str(out)))
-        page.evaluate(f"(() => {{ const s = {_field_js('eigen_solver')}.querySelector('select');"
+    with page(_form_url(server, dep)) as tab:
+        _wait_for_the_form(tab, "eigen_solver")
+        tab.evaluate(_type_into("output_dir", str(out)))
+        tab.evaluate(f"(() => {{ const s = {_field_js('eigen_solver')}.querySelector('select');"
                       " s.value = 'lobpcg'; s.dispatchEvent(new Event('change', "
                       "{bubbles: true})); return true; })()")
         for label, choice in (("n_init", "int"), ("gamma", "None")):
-            page.evaluate(f"[...{_field_js(label)}.querySelectorAll('button')].find(b => "
+            tab.evaluate(f"[...{_field_js(label)}.querySelectorAll('button')].find(b => "
                           f"b.innerText.trim() === {json.dumps(choice)}).click()")
-        page.wait_for(f"!!{_field_js('n_init')}.querySelector('input[type=number]')")
-        page.wait_for(f"{_field_js('gamma')}.innerText.includes('Property is type \"None\"')")
-        page.evaluate(_type_into("n_init", "4"))
-        page.wait_for(f"{_value_of('n_init')} === '4'")
-        time.sleep(1)  # let the form's model take the last change before Submit
-        page.click_button("Submit")
-        left = page.wait_for("!location.pathname.endsWith('/run') || [...document"
-                             ".querySelectorAll('.p-label__message, .p-toast')].map(e => "
-                             "e.innerText).join(' | ')")
-        assert left is True, left  # no message under a field, no error toast
+        tab.wait_for(f"!!{_field_js('n_init')}.querySelector('input[type=number]')")
+        tab.wait_for(f"{_field_js('gamma')}.innerText.includes('Property is type \"None\"')")
+        tab.evaluate(_type_into("n_init", "4"))
+        _wait_for_the_model(tab, output_dir=str(out), eigen_solver="lobpcg", n_init=4,
+                            gamma=None)
+        tab.click_button("Submit")
+        _wait_for_the_deployments_page(tab)
     new = [run for rid, run in _runs(server, dep).items() if rid not in before]
     assert len(new) == 1, new
     params = new[0]["parameters"]

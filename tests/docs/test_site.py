@@ -147,13 +147,12 @@ def _looks_like_a_page(png) -> None:
 
 
 def test_the_site_in_a_browser(site, tmp_path):
-    from ..browser import screenshot
-    from ..deployments.browser import dump_dom
+    from ..browser import dump_dom, screenshot
 
     shots = {}
     for name, page in (("home", "index.html"), ("estimator", ESTIMATOR_PAGE)):
         shots[name] = tmp_path / f"{name}.png"
-        screenshot((site / page).as_uri(), shots[name], tmp_path / f"profile-{name}")
+        screenshot((site / page).as_uri(), shots[name])
         _looks_like_a_page(shots[name])
     home = dump_dom((site / "index.html").as_uri())
     for title in ("Getting started", "The library", "Operations", "API reference"):

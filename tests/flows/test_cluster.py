@@ -37,8 +37,10 @@ def test_flow_on_an_existing_multi_process_cluster(blobs_data, tmp_path, dask_cl
     np.testing.assert_array_equal(labels, clean.labels_)
     with Client(dask_cluster) as client:
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    # The block passes ran on this cluster: 6,000 rows in blocks of 500 are 12 parts a pass.
+    # (Which worker takes which part is the Dask scheduler's choice, not the flow's.)
     assert len(executed) == 2
-    assert all(count >= 5 for count in executed.values()), executed
+    assert sum(executed.values()) >= 12, executed
 
 
 @pytest.mark.slow

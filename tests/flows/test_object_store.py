@@ -196,7 +196,9 @@ def test_workers_that_share_no_disk_run_the_flow_through_s3(s3_env, s3_data, blo
     finally:
         stop_cluster(procs)
     np.testing.assert_array_equal(_labels(prefix + "/out")[1], _library(X).labels_)
-    assert len(executed) == 2 and all(n >= 5 for n in executed.values()), executed
+    # The block passes ran on the two workers: 6,000 rows in blocks of 500 are 12 parts a
+    # pass. (Which worker takes which part is the Dask scheduler's choice, not the flow's.)
+    assert len(executed) == 2 and sum(executed.values()) >= 12, executed
     assert all(os.path.exists(p) for p in local)  # here they exist; on the workers they don't
     assert seen and not any(any(found) for found in seen.values()), seen
 

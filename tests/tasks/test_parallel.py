@@ -9,6 +9,7 @@ hashed keys it failed 9 of 9 times (3 to 11 of 120 passes each, see docs/archite
 """
 
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -60,32 +61,44 @@ def _run_on(address, func, *args):
         return client.submit(func, *args, pure=False).result()
 
 
-def _in_order_with_progress(n):
-    from distributed import get_worker
-
+def _in_order_with_progress(n, workers):
     table, weights, scale = _shared(1)
     progress = []
-    got = fan_out(_part_where, range(n), table, weights, scale,
+    meeting = f"fan-out-{uuid.uuid4().hex}"
+    got = fan_out(_part_where, range(n), table, weights, scale, meeting, workers,
                   on_progress=lambda done, total: progress.append((done, total)))
     results = [r for r, _ in got]
-    workers = {w for _, w in got}
-    return (results == _expected(n, table, weights, scale), progress, len(workers),
-            get_worker().address)
+    return (results == _expected(n, table, weights, scale), progress,
+            sorted({w for _, w in got}))
 
 
-def _part_where(i, table, weights, scale):
-    from distributed import get_worker
+def _part_where(i, table, weights, scale, meeting, workers):
+    """Part i, and the worker it ran on. The first part a worker takes waits (up to a minute)
+    until every worker has taken one: while it waits, the other parts can only go to the
+    other worker, so parts spread over both workers whatever the timing, unless fan_out keeps
+    them on one (then the wait runs out and the test fails)."""
+    from distributed import Event, get_worker
 
-    time.sleep(0.01)  # long enough for both workers to take parts
-    return _part(i, table, weights, scale), get_worker().address
+    me = get_worker().address
+    mine = Event(f"{meeting}-{me}")
+    if not mine.is_set():
+        mine.set()
+        for worker in workers:
+            Event(f"{meeting}-{worker}").wait(timeout=60)
+    return _part(i, table, weights, scale), me
 
 
 @pytest.mark.slow
 def test_fan_out_on_a_cluster_keeps_order_reports_progress_and_uses_every_worker(cluster):
-    in_order, progress, n_workers, _ = _run_on(cluster, _in_order_with_progress, 40)
+    from distributed import Client
+
+    with Client(cluster, timeout=60) as client:
+        workers = sorted(client.scheduler_info()["workers"])
+    assert len(workers) == 2
+    in_order, progress, used = _run_on(cluster, _in_order_with_progress, 40, workers)
     assert in_order
     assert progress == [(i, 40) for i in range(1, 41)]
-    assert n_workers == 2
+    assert used == workers
 
 
 def _missing_column_part(i, table, weights, scale):
