@@ -9,6 +9,7 @@ second run page).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -51,7 +52,9 @@ def _spectral_clustering(**parameters: Any) -> dict[str, Any]:
     logger.info("spectral-clustering: %s", "attaching to " + params.dask.address
                 if params.dask.address else "starting a local Dask cluster")
     # The plan runs here, in the flow's process: it needs no cluster.
+    started = time.perf_counter()
     job = planning.plan(params.request())
+    planned = {"seconds": time.perf_counter() - started, "state": "Completed"}
     for repair in range(REPAIRS + 1):
         try:
             refs: dict[str, dict[str, Any]] = {}
@@ -65,7 +68,7 @@ def _spectral_clustering(**parameters: Any) -> dict[str, Any]:
                 futures[name] = REGISTRY[name].task.submit(
                     job, wait_for=[futures[after]] if after else [])
                 refs[name], states[name] = futures[name].result(), futures[name].state.name
-            result = summary.write_report.submit(job, refs, states,
+            result = summary.write_report.submit(job, refs, states, planned,
                                                  wait_for=[futures[STAGES[-1]]]).result()
             logger.info("spectral-clustering: cluster sizes %s", result["cluster_sizes"])
             return result

@@ -342,10 +342,12 @@ def all_stages(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def stage_rows(summary: dict[str, Any]) -> list[list[str]]:
-    """The stage table: every stage's seconds, state and the parts it computed, of how many,
+    """The stage table: the plan's seconds, then every stage's seconds, state and the parts
+    it computed, of how many,
     counted as its progress lines in the run's log count them (per pass where a stage makes
     several: "pass 1 (column sums) 3/3, pass 2 (Gram) 1/1"). A reused stage computed none."""
-    rows = []
+    plan = summary.get("plan")
+    rows = [["plan", f"{plan['seconds']:.2f}", str(plan["state"]), ""]] if plan else []
     for s, info in all_stages(summary).items():
         done = (lambda n: 0) if info.get("reused") else (lambda n: n)
         if info.get("passes"):

@@ -21,10 +21,10 @@ from .stage import task_options
 from .stages import STAGES
 
 
-def build_summary(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, str]
-                  ) -> dict[str, Any]:
+def build_summary(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, str],
+                  planned: dict[str, Any] | None = None) -> dict[str, Any]:
     """``summary.json``: the parameters, the input, the eigenvalues, the clusters, every
-    stage's time and state, where the outputs are."""
+    stage's time and state (and the plan's, ``planned``), where the outputs are."""
     plan = job.plan
     every = {
         s: {"seconds": round(refs[s]["seconds"], 3), "state": states.get(s),
@@ -54,6 +54,9 @@ def build_summary(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
         "stages": {s: every[s] for s in sc.STAGES},
         "input_and_output_stages": {s: info for s, info in every.items()
                                     if s not in sc.STAGES},
+        # The task before the stages (no checkpoint: it runs every time).
+        "plan": {"seconds": round(planned["seconds"], 3), "state": planned["state"]}
+        if planned else None,
         "checkpoint": {"root": job.checkpoint_url, "keys": job.stage_keys,
                        "format_version": job.format_version},
         "outputs": dict(refs["write_outputs"]["files"]),
@@ -66,11 +69,11 @@ all_stages = report.all_stages
 
 
 @task(**task_options("write_report"))
-def write_report(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, str]
-                 ) -> dict[str, Any]:
+def write_report(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, str],
+                 planned: dict[str, Any] | None = None) -> dict[str, Any]:
     """Writes <output>/summary.json and report.html, and the run's summary artifact."""
     out = job.output
-    summary = build_summary(job, refs, states)
+    summary = build_summary(job, refs, states, planned)
     files = summary["outputs"]
     # The pictures: a bounded sample of the embedding (report.SAMPLE_PARTS parts at most),
     # drawn here on the worker with matplotlib's Agg, inlined as PNG data URIs.
