@@ -24,6 +24,7 @@ _LAZY = {
     "EigenResult": "_eigen", "eigendecompose": "_eigen", "eigengap_n_clusters": "_eigen",
     "embedding_width": "_eigen", "spectrum_size": "_eigen",
     "embed": "_embed",
+    "NClustersSuggestion": "_suggest", "suggest_n_clusters": "_suggest",
     "STAGES": "_utils", "SpectralClustering": "_estimator", "stage_seeds": "_utils",
     "KeptKernel": "_kernel_blocks", "KernelSummary": "_kernel_blocks",
     "kernel_blocks": "_kernel_blocks",
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # for type checkers and linters; at run time see __getattr__
         SolverFallbackWarning,
         ZeroEmbeddingWarning,
     )
+    from ._suggest import NClustersSuggestion, suggest_n_clusters
     from ._utils import STAGES, stage_seeds
 
 
@@ -81,6 +83,7 @@ __all__ = [
     "Kernel",
     "KernelSummary",
     "Landmarks",
+    "NClustersSuggestion",
     "SolverFallbackWarning",
     "SpectralClustering",
     "ZeroEmbeddingWarning",
@@ -94,6 +97,7 @@ __all__ = [
     "sample_landmarks",
     "spectrum_size",
     "stage_seeds",
+    "suggest_n_clusters",
 ]
 
 __version__ = "0.1.0"

@@ -101,35 +101,9 @@ def eigengap_n_clusters(eigenvalues: ArrayLike, max_clusters: int | None = None)
     1
     """
     where = "eigengap_n_clusters"
-    values = np.asarray(eigenvalues)
-    if values.dtype == object or not (np.issubdtype(values.dtype, np.number)
-                                      or values.dtype == bool):
-        raise TypeError(f"The 'eigenvalues' parameter of {where} must be an array of real "
-                        f"numbers. Got dtype {values.dtype} instead.")
-    if np.iscomplexobj(values):
-        raise TypeError(f"The 'eigenvalues' parameter of {where} must be real (the affinity "
-                        f"is symmetric). Got dtype {values.dtype} instead.")
-    values = values.astype(np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"The 'eigenvalues' parameter of {where} must be 1-D. Got shape "
-                         f"{values.shape} instead.")
+    values = _check_spectrum(eigenvalues, where, "eigenvalues", min_size=2)
     s = values.size
-    if s < 2:
-        raise ValueError(f"The 'eigenvalues' parameter of {where} needs at least 2 values to "
-                         f"have a gap. Got {s} instead.")
-    if not np.isfinite(values).all():
-        raise ValueError(f"The 'eigenvalues' parameter of {where} must be finite. Got "
-                         f"{float(values[~np.isfinite(values)][0])!r} at index "
-                         f"{int(np.flatnonzero(~np.isfinite(values))[0])} instead.")
     gaps = values[:-1] - values[1:]  # gaps[k-1] = λ_k − λ_{k+1}
-    # Round-off of an iterative solver can swap two nearly equal eigenvalues; a real
-    # increase is an input in the wrong order.
-    tol = 1e-9 * max(float(np.abs(values).max()), 1.0)
-    if (gaps < -tol).any():
-        i = int(np.flatnonzero(gaps < -tol)[0])
-        raise ValueError(f"The 'eigenvalues' parameter of {where} must be in descending "
-                         f"order. Got {float(values[i])!r} before {float(values[i + 1])!r} "
-                         f"at index {i} instead; pass np.sort(eigenvalues)[::-1].")
     if max_clusters is None:
         max_clusters = s - 1
     if isinstance(max_clusters, bool) or not isinstance(max_clusters, numbers.Integral):
@@ -143,6 +117,41 @@ def eigengap_n_clusters(eigenvalues: ArrayLike, max_clusters: int | None = None)
     best = gaps.max()
     ties = np.isclose(gaps, best, rtol=1e-9, atol=1e-12)
     return int(np.flatnonzero(ties)[0]) + 1
+
+
+def _check_spectrum(eigenvalues: ArrayLike, where: str, name: str = "spectrum", *,
+                    min_size: int = 2) -> np.ndarray:
+    """A descending spectrum as float64, or the error that says what is wrong with it."""
+    values = np.asarray(eigenvalues)
+    if values.dtype == object or not (np.issubdtype(values.dtype, np.number)
+                                      or values.dtype == bool):
+        raise TypeError(f"The '{name}' parameter of {where} must be an array of real "
+                        f"numbers. Got dtype {values.dtype} instead.")
+    if np.iscomplexobj(values):
+        raise TypeError(f"The '{name}' parameter of {where} must be real (the affinity "
+                        f"is symmetric). Got dtype {values.dtype} instead.")
+    values = values.astype(np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"The '{name}' parameter of {where} must be 1-D. Got shape "
+                         f"{values.shape} instead.")
+    s = values.size
+    if s < min_size:
+        raise ValueError(f"The '{name}' parameter of {where} needs at least {min_size} "
+                         f"value{'s' if min_size > 1 else ''} to have a gap. Got {s} instead.")
+    if not np.isfinite(values).all():
+        raise ValueError(f"The '{name}' parameter of {where} must be finite. Got "
+                         f"{float(values[~np.isfinite(values)][0])!r} at index "
+                         f"{int(np.flatnonzero(~np.isfinite(values))[0])} instead.")
+    gaps = values[:-1] - values[1:]
+    # Round-off of an iterative solver can swap two nearly equal eigenvalues; a real
+    # increase is an input in the wrong order.
+    tol = 1e-9 * max(float(np.abs(values).max(initial=0.0)), 1.0)
+    if (gaps < -tol).any():
+        i = int(np.flatnonzero(gaps < -tol)[0])
+        raise ValueError(f"The '{name}' parameter of {where} must be in descending "
+                         f"order. Got {float(values[i])!r} before {float(values[i + 1])!r} "
+                         f"at index {i} instead; pass np.sort({name})[::-1].")
+    return values
 
 
 def embedding_width(affinity: str, n_clusters: int, rank: int) -> int:

@@ -20,6 +20,7 @@ from ._embed import embed, embed_rows
 from ._kernel_blocks import choose_cache_budget, kernel_blocks
 from ._kernels import make_kernel
 from ._landmarks import sample_landmarks
+from ._suggest import suggest_n_clusters
 from ._utils import (
     STAGES,
     is_dask_array,
@@ -158,7 +159,14 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     eigengap_n_clusters_ : int or None
         The ``n_clusters`` suggested by the largest gap of ``spectrum_``
         (:func:`spectral_core.eigengap_n_clusters`); None when the approximation has rank 1.
-        A fit with a guessed ``n_clusters`` tells what to try next.
+        A fit with a guessed ``n_clusters`` tells what to try next. Its rule (any gap, k = 1
+        and the last computed gap included) names 22 on digits; prefer
+        ``n_clusters_suggestion_``.
+    n_clusters_suggestion_ : NClustersSuggestion
+        The suggestion of :func:`spectral_core.suggest_n_clusters` on ``spectrum_``: the k of
+        the largest eigengap among 2 … n_spectrum / 2 when it is at least five times every
+        other (``.n_clusters``, ``.clear``), else the range with no clear choice (``.low``,
+        ``.high``), and the gaps it compared (``.candidates``, ``.curve``).
     landmarks_ : ndarray of shape (n_components, n_features)
         The landmark points (for 'precomputed': W = X[I][:, I]).
     landmark_indices_ : ndarray of shape (n_components,) or None
@@ -208,6 +216,8 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     ((2000,), (3,), (20,))
     >>> sc.eigengap_n_clusters_
     3
+    >>> sc.n_clusters_suggestion_.n_clusters, sc.n_clusters_suggestion_.clear
+    (3, True)
     """
 
     def __init__(
@@ -332,6 +342,7 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.spectrum_ = eigen.spectrum
         self.eigengap_n_clusters_ = eigengap_n_clusters(eigen.spectrum) \
             if eigen.spectrum.size >= 2 else None
+        self.n_clusters_suggestion_ = suggest_n_clusters(eigen.spectrum)
         self.n_clipped_degrees_ = summary.n_clipped
         self.assign_labels_ = model
         self._label_map = mapping
