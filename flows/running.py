@@ -228,9 +228,9 @@ def print_summary(result: dict[str, Any], seconds: float, out=sys.stdout) -> Non
     print("  clusters   " + ", ".join(f"{i}: {n:,} ({100 * n / total:.0f}%)"
                                       for i, n in enumerate(sizes)), file=out)
     print("  eigenvalues " + " ".join(f"{v:.4f}" for v in result["eigenvalues"]), file=out)
-    if result.get("suggested_n_clusters") is not None:
-        print(f"  suggested n_clusters {result['suggested_n_clusters']} (largest eigengap of "
-              "the spectrum; see the report)", file=out)
+    suggestion = result.get("n_clusters_suggestion")
+    if suggestion:
+        print(f"  suggested  {suggestion['text']}; see the report", file=out)
     print("  stage              seconds", file=out)
     from spectral_pipeline.tasks.summary import all_stages
 

@@ -171,34 +171,51 @@ def _colours(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def plot_spectrum(spectrum: list[float], suggested: int | None, n_clusters: int) -> bytes:
-    """The leading eigenvalues, the largest gap shaded, the suggestion and the run's
-    n_clusters marked."""
+def plot_spectrum(spectrum: list[float], suggestion: dict[str, Any], n_clusters: int
+                  ) -> bytes:
+    """Two panels: the leading eigenvalues with the run's ``n_clusters`` marked, and the
+    suggestion's criterion (each candidate k's eigengap λ_k − λ_{k+1}) with the level a gap
+    must clear to be called clear; the suggested k, or the range it cannot choose within, is
+    shaded on both."""
     from matplotlib.ticker import MaxNLocator
 
     values = np.asarray(spectrum, dtype=float)
     index = np.arange(1, values.size + 1)
-    fig = _figure(6.4, 3.6)
-    ax = fig.add_subplot()
+    fig = _figure(8.4, 3.6)
+    ax, crit = fig.subplots(1, 2, width_ratios=[1.25, 1])
     ax.plot(index, values, "o-", color="#1f4e79", markersize=4, linewidth=1)
-    if suggested is not None:
-        gap = values[suggested - 1] - values[suggested]
-        pair = rf"$\lambda_{{{suggested}}} - \lambda_{{{suggested + 1}}}$"
-        ax.axvspan(suggested, suggested + 1, color="#f4a261", alpha=0.35,
-                   label=f"largest gap: {pair} = {gap:.3g}")
-        ax.annotate("", xy=(suggested + 0.5, values[suggested]),
-                    xytext=(suggested + 0.5, values[suggested - 1]),
-                    arrowprops={"arrowstyle": "<->", "color": "#c0392b", "lw": 1.5})
-    ax.axvline(n_clusters + 0.5, color="#555555", linestyle="--", linewidth=1,
-               label=f"n_clusters = {n_clusters} (this run)")
-    ax.set_xlabel("k")
+    chosen, low, high = suggestion.get("n_clusters"), suggestion.get("low"), \
+        suggestion.get("high")
+    if chosen is not None:
+        span, label = (chosen, chosen + 1), f"suggested: {chosen}"
+    elif low is not None:
+        span, label = (low, high + 1), f"no clear choice: {low} to {high}"
+    else:
+        span, label = None, None
+    for axis in (ax, crit):
+        shift = 0.5 if axis is crit else 0.0  # the criterion's points sit on k itself
+        if span:
+            axis.axvspan(span[0] - shift, span[1] - shift, color="#f4a261", alpha=0.35,
+                         label=label if axis is ax else None)
+        axis.axvline(n_clusters + 0.5 - shift, color="#555555", linestyle="--", linewidth=1,
+                     label=f"n_clusters = {n_clusters} (this run)" if axis is ax else None)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_xlabel("k")
+        axis.grid(alpha=0.3)
     ax.set_ylabel(r"eigenvalue $\lambda_k$ of $D^{-1/2} K D^{-1/2}$")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0.5, values.size + 0.5)
-    ax.set_title("Spectrum: suggested n_clusters = "
-                 f"{suggested if suggested is not None else 'none (one eigenvalue)'}")
-    ax.grid(alpha=0.3)
+    ax.set_title("Spectrum")
     ax.legend(loc="upper right", fontsize=8)
+    candidates, curve = suggestion.get("candidates") or [], suggestion.get("curve") or []
+    if curve:
+        crit.plot(candidates, curve, "o-", color="#2a9d8f", markersize=4, linewidth=1)
+        crit.axhline(max(curve) / suggestion["ratio"], color="#c0392b", linewidth=1,
+                     linestyle=":", label=f"clear: {suggestion['ratio']:g}× every other gap")
+        crit.set_xlim(min(candidates) - 0.5, max(candidates) + 0.5)
+        crit.legend(loc="upper right", fontsize=8)
+    crit.set_ylabel(r"eigengap $\lambda_k - \lambda_{k+1}$")
+    crit.set_title("Criterion: " + (f"suggested n_clusters = {chosen}" if chosen is not None
+                                    else "no clear choice"))
     return _png(fig)
 
 
@@ -247,14 +264,15 @@ def warm_up() -> None:
     """Load matplotlib and draw a small figure (fonts, mathtext, the layout engine), so that
     the report's first figure does not pay for it (the flow's process does this while it
     waits for its Prefect server)."""
-    plot_spectrum([1.0, 0.5, 0.1], 1, 1)
+    plot_spectrum([1.0, 0.5, 0.1, 0.05], {"n_clusters": None, "candidates": [2],
+                                          "curve": [0.05], "ratio": 5.0}, 1)
 
 
 def render_figures(summary: dict[str, Any], xy: np.ndarray, labels: np.ndarray
                    ) -> dict[str, bytes]:
     """The three PNGs, by name: ``spectrum``, ``cluster_sizes``, ``embedding``."""
     return {
-        "spectrum": plot_spectrum(summary["spectrum"], summary["suggested_n_clusters"],
+        "spectrum": plot_spectrum(summary["spectrum"], _suggestion(summary),
                                   summary["parameters"]["n_clusters"]),
         "cluster_sizes": plot_cluster_sizes(summary["cluster_sizes"]),
         "embedding": plot_embedding(xy, labels, summary["input"]["rows"]),
@@ -305,15 +323,13 @@ def report_html(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
     tables of the summary."""
     sizes = summary["cluster_sizes"]
     total = max(sum(sizes), 1)
-    suggested = summary["suggested_n_clusters"]
-    n_clusters = summary["parameters"]["n_clusters"]
     parts = [
         "<!DOCTYPE html>", "<html lang=en><head><meta charset=utf-8>",
         "<title>Spectral clustering report</title>", f"<style>{_STYLE}</style></head><body>",
         "<h1>Spectral clustering</h1>",
         f"<p>{summary['input']['rows']:,} rows from {summary['input']['files']} file(s); "
         f"labels in <code>{html.escape(str(summary['outputs']['labels']))}</code>.</p>",
-        f"<p class=suggestion>{html.escape(suggestion_sentence(suggested, n_clusters))}</p>",
+        f"<p class=suggestion>{html.escape(suggestion_sentence(summary))}</p>",
     ]
     for name, png in figures.items():
         parts.append(f'<figure><img src="{data_uri(png)}" alt="{html.escape(CAPTIONS[name])}">'
@@ -361,10 +377,24 @@ def stage_rows(summary: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def suggestion_sentence(suggested: int | None, n_clusters: int) -> str:
-    if suggested is None:
-        return "No eigengap suggestion: the approximation has rank 1."
-    verdict = "the same as this run's" if suggested == n_clusters else \
+def _suggestion(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary's suggestion (a summary written before it had one: from its spectrum)."""
+    if "n_clusters_suggestion" in summary:
+        return summary["n_clusters_suggestion"]
+    import spectral_core as sc
+
+    found = sc.suggest_n_clusters(summary["spectrum"])
+    return {**found.as_dict(), "text": found.describe()}
+
+
+def suggestion_sentence(summary: dict[str, Any]) -> str:
+    """The headline: the suggestion in words, and how it compares with this run's
+    ``n_clusters``."""
+    suggestion, n_clusters = _suggestion(summary), summary["parameters"]["n_clusters"]
+    chosen = suggestion["n_clusters"]
+    if chosen is None:
+        return (f"Suggested n_clusters: {suggestion['text']}; this run used "
+                f"n_clusters = {n_clusters}.")
+    verdict = "the same as this run's" if chosen == n_clusters else \
         f"this run used n_clusters = {n_clusters}"
-    return (f"Suggested n_clusters (largest eigengap of the spectrum): {suggested}; "
-            f"{verdict}.")
+    return f"Suggested {suggestion['text']}; {verdict}."

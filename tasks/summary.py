@@ -36,6 +36,8 @@ def build_summary(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
     eigen_ref = refs["eigendecompose"]
     # A checkpoint from before the spectrum was recorded: the kept eigenvalues are all there is.
     spectrum = eigen_ref.get("spectrum", eigen_ref["eigenvalues"])
+    found = sc.suggest_n_clusters(spectrum)
+    suggestion = {**found.as_dict(), "text": found.describe()}
     return {
         "parameters": {"input": plan.input_url, "output_dir": job.output_url,
                        "checkpoint_dir": job.checkpoint_url,
@@ -46,8 +48,9 @@ def build_summary(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
         "seed": job.seed,
         "eigenvalues": eigen_ref["eigenvalues"],
         "spectrum": spectrum,
-        "suggested_n_clusters": sc.eigengap_n_clusters(spectrum) if len(spectrum) >= 2
-        else None,
+        # The suggestion (None unless one number is clearly best) and its criterion's curve.
+        "suggested_n_clusters": suggestion["n_clusters"],
+        "n_clusters_suggestion": suggestion,
         "cluster_sizes": refs["assign_labels"]["cluster_sizes"],
         # The library's stages (what is computed), then the two that read the input and
         # write the outputs around them: every stage's time, state and reused parts.
@@ -87,11 +90,12 @@ def write_report(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, st
     out.write_bytes("summary.json", json.dumps(summary, indent=2, default=str).encode())
     create_markdown_artifact(markdown=markdown(summary, figures),
                              key="spectral-clustering-summary",
-                             description="The eigengap suggestion, the report's figures, "
+                             description="The n_clusters suggestion, the report's figures, "
                              "cluster sizes, eigenvalues and stage timings")
     return {"files": files, "cluster_sizes": summary["cluster_sizes"],
             "eigenvalues": summary["eigenvalues"], "spectrum": summary["spectrum"],
             "suggested_n_clusters": summary["suggested_n_clusters"],
+            "n_clusters_suggestion": summary["n_clusters_suggestion"],
             "stages": summary["stages"],
             "input_and_output_stages": summary["input_and_output_stages"],
             "rows": job.plan.n_rows}
@@ -104,8 +108,7 @@ def markdown(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
              f"{summary['input']['rows']:,} rows from {summary['input']['files']} file(s); "
              f"labels in `{summary['outputs']['labels']}`, the same report as one page in "
              f"`{summary['outputs']['report']}`.", "",
-             "**" + report.suggestion_sentence(summary["suggested_n_clusters"],
-                                               summary["parameters"]["n_clusters"]) + "**", ""]
+             "**" + report.suggestion_sentence(summary) + "**", ""]
     lines += [f"![{report.CAPTIONS[name]}]({report.data_uri(png)})\n"
               for name, png in figures.items()]
     lines += ["| cluster | rows | share |", "|---:|---:|---:|"]

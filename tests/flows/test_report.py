@@ -75,7 +75,9 @@ def test_report_has_three_figures_and_summary_suggests_the_true_count(blobs_data
         assert 200 < rgba.shape[0] < 800 and 400 < rgba.shape[1] < 1000  # ~100 dpi
         ink, colours = _coloured_pixels(rgba)
         assert ink > 2_000 and colours >= 4
-    assert "Suggested n_clusters (largest eigengap of the spectrum): 3" in page
+    assert "Suggested n_clusters = 3 (its eigengap is " in page
+    assert summary["n_clusters_suggestion"]["clear"] and \
+        summary["n_clusters_suggestion"]["text"].startswith("n_clusters = 3 ")
     assert page.startswith("<!DOCTYPE html>") and "http" not in page.replace(
         str(out), "")  # self-contained: nothing to fetch
 
@@ -100,7 +102,7 @@ def test_cli_writes_the_report_where_asked(blobs_data, tmp_path):
     assert code == 0, err[-3000:]
     assert copy.read_bytes() == (out / "report.html").read_bytes()
     assert f"report     {copy}" in stdout
-    assert "suggested n_clusters 3" in stdout
+    assert "suggested  n_clusters = 3 (its eigengap is " in stdout
 
 
 @pytest.mark.slow
