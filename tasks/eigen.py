@@ -36,6 +36,7 @@ def eigendecompose(run: StageRun) -> Done:
 
 
 def load_eigen(job: Job) -> sc.EigenResult:
+    """The committed eigendecompose stage's result (projection, eigenvalues), read back."""
     name = eigendecompose.name
     arrays, meta = read_part(eigendecompose.store(job), "eigen.parquet", stage=name,
                              expect={"key": job.stage_keys[name]})
