@@ -216,8 +216,9 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     ((2000,), (3,), (20,))
     >>> sc.eigengap_n_clusters_
     3
-    >>> sc.n_clusters_suggestion_.n_clusters, sc.n_clusters_suggestion_.clear
-    (3, True)
+    >>> s = sc.n_clusters_suggestion_  # two of these blobs touch: the gap at 3 is not 5x
+    >>> s.n_clusters, s.clear, (s.low, s.high)
+    (None, False, (2, 3))
     """
 
     def __init__(
