@@ -43,7 +43,10 @@ import psutil
 
 _RUN = r"""
 import json, sys
-from spectral_pipeline.flows.running import run_flow
+try:
+    from spectral_pipeline.flows.running import run_flow
+except ModuleNotFoundError:  # a version from before the command was split (--vs)
+    from spectral_pipeline.flows.cli import run_flow
 from spectral_pipeline.flows.params import SpectralParams
 params = SpectralParams(**json.loads(sys.argv[1]))
 print("RESULT " + json.dumps(run_flow(params, quiet=True)))
