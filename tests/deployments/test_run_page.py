@@ -92,9 +92,11 @@ def test_a_rerun_reads_cached_everywhere(server, two_runs):
 def test_the_serve_output_has_no_dask_chatter(server, served, two_runs):
     log = served["log"].read_text()
     assert "Finished in state Completed" in log, log[-3000:]  # the runs' lines are there
-    # Prefect's console format: "06:35:18.929 | INFO    | distributed.scheduler - ...".
+    # Prefect's console format: "06:35:18.929 | INFO    | distributed.scheduler - ...". Dask's
+    # warnings and errors stay (a run failed on purpose by another test logs "Compute Failed").
     chatter = [line for line in log.splitlines()
-               if "| distributed." in line or "jupyter-server-proxy" in line]
+               if re.search(r"\| (DEBUG|INFO)\s+\| distributed\.", line)
+               or "jupyter-server-proxy" in line]
     assert not chatter, chatter[:10]
 
 
