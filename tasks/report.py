@@ -365,9 +365,8 @@ def stage_rows(summary: dict[str, Any]) -> list[list[str]]:
     plan = summary.get("plan")
     rows = [["plan", f"{plan['seconds']:.2f}", str(plan["state"]), ""]] if plan else []
     for s, info in all_stages(summary).items():
-        done = (lambda n: 0) if info.get("reused") else (lambda n: n)
         if info.get("passes"):
-            parts = ", ".join(f"{what} {done(n)}/{total}"
+            parts = ", ".join(f"{what} {0 if info.get('reused') else n}/{total}"
                               for what, (n, total) in info["passes"].items())
         elif info.get("parts") is None:
             parts = ""

@@ -8,9 +8,11 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits, make_blobs
+from sklearn.datasets import load_digits
 
 from spectral_core import NClustersSuggestion, SpectralClustering, suggest_n_clusters
+
+from .test_eigengap import _blobs  # the same well-separated blobs
 
 
 def test_a_dominant_gap_is_a_clear_suggestion():
@@ -90,11 +92,6 @@ def test_bad_input_is_refused_with_the_reason(values, kwargs, error, match):
     with pytest.raises(error) as info:
         suggest_n_clusters(values, **kwargs)
     assert info.match(match)
-
-
-def _blobs(centers):
-    return make_blobs(3000, n_features=4, centers=centers, cluster_std=0.6,
-                      center_box=(-20, 20), random_state=3)
 
 
 @pytest.mark.parametrize("centers", [3, 5, 7])
