@@ -225,11 +225,14 @@ def test_deployments_from_the_installed_package(installed, project, prefect_serv
                               {"work_pools": {"name": {"any_": ["spectral-pool"]}}})
     assert status == 200 and {d["name"] for d in deployments} == {"nightly", "on-demand"}
     on_demand = next(d for d in deployments if d["name"] == "on-demand")
-    assert on_demand["entrypoint"] == "spectral_pipeline.flows.spectral.spectral_clustering"
+    assert {d["entrypoint"] for d in deployments} == {
+        "spectral_pipeline.flows.spectral.spectral_clustering"}
+    nightly = next(d for d in deployments if d["name"] == "nightly")
+    # SPECTRAL_NIGHTLY_CRON is optional for the module: 02:00 UTC by default.
+    assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
     # Nothing to run on a schedule during the test: the nightly is paused.
-    status, _ = api(f"{prefect_server.url}/deployments/"
-                    f"{next(d['id'] for d in deployments if d['name'] == 'nightly')}"
-                    "/pause_deployment", "POST")
+    status, _ = api(f"{prefect_server.url}/deployments/{nightly['id']}/pause_deployment",
+                    "POST")
     assert status in (200, 204), status
     status, run = api(f"{prefect_server.url}/deployments/{on_demand['id']}/create_flow_run",
                       "POST", {"parameters": {

@@ -227,12 +227,11 @@ def test_run_on_an_existing_dask_cluster_through_the_server(server, served, data
         stop_cluster(procs)
 
 
-def test_work_pool_deployments_from_prefect_yaml_and_from_the_module(server, dataset,
-                                                                   tmp_path):
+def test_work_pool_deployments_from_prefect_yaml(server, dataset, tmp_path):
     """The operations page's work-pool examples, as written: `ops-work-pool` (create the
     pool), `ops-deploy-yaml` (prefect deploy with prefect.yaml, from the checkout), then
-    `ops-worker` (a worker) runs a triggered run; then `ops-deploy-module` (the installed
-    package's route) registers the same two deployments again, and the worker runs them."""
+    `ops-worker` (a worker) runs a triggered run. (The page's other route, `ops-deploy-module`,
+    runs from an installed wheel in tests/test_packaging.py.)"""
     from .conftest import ROOT, stop
 
     env = {**server["env"], "SPECTRAL_NIGHTLY_INPUT": str(dataset[0]),
@@ -250,15 +249,6 @@ def test_work_pool_deployments_from_prefect_yaml_and_from_the_module(server, dat
                         log=open(tmp_path / "worker.log", "w"))
     try:
         _run_on(server, deps, dataset, tmp_path / "pool", tmp_path / "worker.log")
-        del env["SPECTRAL_NIGHTLY_CRON"]  # optional for the module: 02:00 UTC by default
-        done = run_bash(block("ops-deploy-module"), cwd=tmp_path, env=env)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        deps = _pool_deployments(server)
-        nightly = next(d for d in deps if d["name"] == "nightly")
-        assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
-        assert {d["entrypoint"] for d in deps} == {
-            "spectral_pipeline.flows.spectral.spectral_clustering"}
-        _run_on(server, deps, dataset, tmp_path / "module", tmp_path / "worker.log")
     finally:
         stop(worker)
 

@@ -45,3 +45,19 @@ def current_api_url():
     from prefect.settings import PREFECT_API_URL
 
     return PREFECT_API_URL.value()
+
+
+#: The flags of a run over ``blobs_data`` (tests/flows/conftest.py), written once for every
+#: test of the command: a test overrides one by keyword and adds its own switches.
+BLOBS_FLAGS = {"n_clusters": 3, "gamma": 0.1, "n_components": 50, "random_state": 0,
+               "feature_columns": "f0,f1,f2,f3", "id_column": "id", "block_size": 1000}
+
+
+def run_args(data, out, *switches, **flags) -> list[str]:
+    """``run DATA --output OUT`` with the blobs run's flags, ``flags`` overriding them (a
+    value of None leaves the flag out), then ``switches`` (``"--dask-processes"``, ...)."""
+    args = ["run", str(data), "--output", str(out)]
+    for name, value in {**BLOBS_FLAGS, **flags}.items():
+        if value is not None:
+            args += ["--" + name.replace("_", "-"), str(value)]
+    return [*args, *switches]

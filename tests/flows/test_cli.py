@@ -14,21 +14,23 @@ import pytest
 from spectral_core import SpectralClustering
 from spectral_pipeline.flows.params import DaskOptions, SpectralParams
 
-from .helpers import BIN, cli_env, current_api_url, run_cli
+from .helpers import BIN, cli_env, current_api_url, run_args, run_cli
 
 
 @pytest.mark.slow
 def test_cli_run_end_to_end(blobs_data, tmp_path):
+    """The whole command, as a user types it, with a copy of the report where asked."""
     data, X, _ = blobs_data
-    out = tmp_path / "out"
-    code, stdout, err = run_cli(
-        ["run", str(data), "--output", str(out), "--n-clusters", "3", "--gamma", "0.1",
-         "--n-components", "50", "--random-state", "0", "--feature-columns", "f0,f1,f2,f3",
-         "--id-column", "id", "--block-size", "1000"], cli_env(tmp_path))
+    out, copy = tmp_path / "out", tmp_path / "elsewhere" / "my-report.html"
+    copy.parent.mkdir()
+    code, stdout, err = run_cli(run_args(data, out, report=copy), cli_env(tmp_path))
     assert code == 0, err[-3000:]
     assert "database is locked" not in err
     for word in ("labels", "summary.json", "clusters", "kernel_blocks", "embed"):
         assert word in stdout
+    assert copy.read_bytes() == (out / "report.html").read_bytes()
+    assert f"report     {copy}" in stdout
+    assert "suggested  n_clusters = 3 (its eigengap is " in stdout
     labels = pq.read_table(out / "labels").column("label").to_numpy()
     clean = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
     np.testing.assert_array_equal(labels, clean.labels_)
@@ -80,10 +82,8 @@ def test_cli_with_worker_processes_shares_one_local_server(blobs_data, tmp_path)
     data, X, _ = blobs_data
     out = tmp_path / "out"
     code, _stdout, err = run_cli(
-        ["run", str(data), "--output", str(out), "--n-clusters", "3", "--gamma", "0.1",
-         "--n-components", "50", "--random-state", "0", "--feature-columns", "f0,f1,f2,f3",
-         "--id-column", "id", "--block-size", "1000", "--dask-processes",
-         "--dask-n-workers", "2", "--dask-threads-per-worker", "1", "--verbose"],
+        run_args(data, out, "--dask-processes", "--verbose", dask_n_workers=2,
+                 dask_threads_per_worker=1),
         cli_env(tmp_path))  # --verbose: Prefect's INFO lines, where a temporary server shows
     assert code == 0, err[-3000:]
     assert "database is locked" not in err
@@ -144,18 +144,60 @@ REFUSED = [
 ]
 
 
-@pytest.mark.slow
+def _main_in_process(argv, monkeypatch, capsys, api_url=None):
+    """`spectral-flow ARGV` as ``main`` runs it, in this process: (status, stdout, stderr).
+
+    Starting a local Prefect server fails the test (a refusal comes before one). The command's
+    environment defaults are undone afterwards.
+    """
+    from spectral_pipeline.flows import cli, running
+    from spectral_pipeline.flows.server import LocalServer
+
+    for key, value in running._ENV_DEFAULTS.items():
+        monkeypatch.setenv(key, os.environ.get(key, value))
+    monkeypatch.delenv("SPECTRAL_PIPELINE_VERBOSE", raising=False)
+    if api_url:
+        monkeypatch.setenv("PREFECT_API_URL", api_url)
+    else:
+        monkeypatch.delenv("PREFECT_API_URL", raising=False)
+
+    def no_server(self):
+        raise AssertionError("a Prefect server was started for a refused run")
+
+    monkeypatch.setattr(LocalServer, "launch", no_server)
+    capsys.readouterr()
+    try:
+        code = cli.main(argv)
+    except SystemExit as exited:  # argparse's own usage errors
+        code = exited.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.mark.parametrize(("name", "args", "line"), REFUSED, ids=[c[0] for c in REFUSED])
-def test_refused_in_one_line_before_prefect_starts(tmp_path, name, args, line):
+def test_refused_in_one_line_before_prefect_starts(tmp_path, monkeypatch, capsys, name, args,
+                                                   line):
     data = _small_inputs(tmp_path / "data")
     out = tmp_path / "out"
-    code, stdout, err = run_cli(["run", *args(data), "--output", str(out)], _env(tmp_path))
+    code, stdout, err = _main_in_process(["run", *args(data), "--output", str(out)],
+                                         monkeypatch, capsys)
     assert code == 2, err[-3000:]
     assert len(err.splitlines()) == 1, err[-3000:]
     assert re.fullmatch(line, err.strip()), err
     assert stdout == ""
-    assert _server_traces(tmp_path) == []  # no server was started
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_refusal_is_one_line_from_the_installed_command(tmp_path):
+    """The same refusal as above, from the installed command in its own process: one line,
+    status 2, and no server (its log and database would be in TMPDIR and PREFECT_HOME)."""
+    data = _small_inputs(tmp_path / "data")
+    code, stdout, err = run_cli(["run", str(data["good"]), "--gamma", "-1", "--output",
+                                 str(tmp_path / "out")], _env(tmp_path))
+    assert (code, stdout, err) == (2, "", "spectral-flow: --gamma -1.0: must be a float > 0.\n")
+    assert _server_traces(tmp_path) == []
+    assert not (tmp_path / "out").exists()
 
 
 def _spectral_runs() -> list:
@@ -168,29 +210,23 @@ def _spectral_runs() -> list:
 
 
 @pytest.mark.slow
-def test_a_refusal_creates_no_flow_run_on_a_configured_server(tmp_path):
+def test_a_refusal_creates_no_flow_run_on_a_configured_server(tmp_path, monkeypatch, capsys):
     """With PREFECT_API_URL set (a real server): a parameter or path refusal makes no flow
-    run; the NaN refusal, which needs a pass over the data, makes exactly one."""
+    run; the NaN refusal, which needs a pass over the data, makes exactly one, says where the
+    value is in one line and leaves no output or checkpoint behind."""
     data = _small_inputs(tmp_path / "data")
-    env = _env(tmp_path, PREFECT_API_URL=current_api_url())
+    api_url = current_api_url()
     before = len(_spectral_runs())
     for _, args, _ in REFUSED:
-        code, _, err = run_cli(["run", *args(data), "--output", str(tmp_path / "o")], env)
+        code, _, err = _main_in_process(["run", *args(data), "--output", str(tmp_path / "o")],
+                                        monkeypatch, capsys, api_url=api_url)
         assert code == 2, err[-3000:]
     assert len(_spectral_runs()) == before
-    code, _, err = run_cli(["run", str(data["nan"]), "--output", str(tmp_path / "o"),
-                            "--n-components", "20", "--n-clusters", "2"], env)
-    assert code == 2, err[-3000:]
-    assert len(_spectral_runs()) == before + 1  # the query does see the command's runs
-
-
-@pytest.mark.slow
-def test_nan_is_one_line_and_leaves_nothing(tmp_path):
-    data = _small_inputs(tmp_path / "data")
     out, ckpt = tmp_path / "out", tmp_path / "ckpt"
     code, stdout, err = run_cli(["run", str(data["nan"]), "--output", str(out),
                                  "--checkpoint-dir", str(ckpt), "--n-components", "20",
-                                 "--n-clusters", "2"], _env(tmp_path))
+                                 "--n-clusters", "2"],
+                                _env(tmp_path, PREFECT_API_URL=api_url))
     assert code == 2, err[-3000:]
     assert err.splitlines() == [
         f"spectral-flow: The input contains NaN or inf: file '{data['nan'] / 'a.parquet'}', "
@@ -198,14 +234,13 @@ def test_nan_is_one_line_and_leaves_nothing(tmp_path):
         "impute those values first."], err[-3000:]
     assert stdout == ""
     assert not out.exists() and not ckpt.exists()
-    assert _server_traces(tmp_path)  # found by the flow: a server was started for it
+    assert len(_spectral_runs()) == before + 1  # the query does see the command's runs
 
 
-@pytest.mark.slow
-def test_verbose_shows_the_traceback(tmp_path):
+def test_verbose_shows_the_traceback(tmp_path, monkeypatch, capsys):
     data = _small_inputs(tmp_path / "data")
-    code, _, err = run_cli(["run", str(data["good"]), "--gamma", "-1", "--verbose"],
-                           _env(tmp_path))
+    code, _, err = _main_in_process(["run", str(data["good"]), "--gamma", "-1", "--verbose"],
+                                    monkeypatch, capsys)
     assert code == 2
     assert "Traceback (most recent call last)" in err
     assert err.splitlines()[-1] == "spectral-flow: --gamma -1.0: must be a float > 0."
@@ -216,8 +251,7 @@ def test_ctrl_c_during_the_run_is_one_line_and_exit_130(blobs_data, tmp_path):
     data, _, _ = blobs_data
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [str(BIN / "spectral-flow"), "run", str(data), "--output", str(out), "--n-clusters",
-         "3", "--n-components", "50", "--block-size", "100"],
+        [str(BIN / "spectral-flow"), *run_args(data, out, block_size=100)],
         env=_env(tmp_path, fresh_home=False),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         # As from a terminal: SIGINT at its default. A process inherits an ignored SIGINT, and

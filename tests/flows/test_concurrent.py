@@ -8,7 +8,7 @@ import pytest
 
 from spectral_core import SpectralClustering
 
-from .helpers import BIN, cli_env, current_api_url
+from .helpers import BIN, cli_env, current_api_url, run_args
 
 
 @pytest.mark.slow
@@ -19,11 +19,9 @@ def test_concurrent_runs_share_a_checkpoint_directory(blobs_data, tmp_path):
     runs = {"a": 3, "b": 3, "c": 4}  # a and b: same parameters; c: another n_clusters
     procs = {
         name: subprocess.Popen(
-            [str(BIN / "spectral-flow"), "run", str(data), "--output", str(tmp_path / name),
-             "--checkpoint-dir", str(ckpt), "--n-clusters", str(k), "--gamma", "0.1",
-             "--n-components", "50", "--random-state", "0", "--feature-columns",
-             "f0,f1,f2,f3", "--id-column", "id", "--block-size", "500",
-             "--dask-threads-per-worker", "1"],
+            [str(BIN / "spectral-flow"),
+             *run_args(data, tmp_path / name, checkpoint_dir=ckpt, n_clusters=k, block_size=500,
+                       dask_threads_per_worker=1)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name, k in runs.items()
     }

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .helpers import BIN, cli_env
+from .helpers import BIN, cli_env, run_args
 
 
 def _cmdline(proc):
@@ -51,10 +51,7 @@ def test_run_listens_on_loopback_only_and_a_sigkill_leaves_nothing(blobs_data, t
     cluster = ["--dask-processes", "--dask-n-workers", str(workers),
                "--dask-threads-per-worker", "1"] if workers else []
     cli = subprocess.Popen(
-        [str(BIN / "spectral-flow"), "run", str(data), "--output", str(tmp_path / "out"),
-         "--n-clusters", "3", "--gamma", "0.1", "--n-components", "50", "--random-state", "0",
-         "--feature-columns", "f0,f1,f2,f3", "--id-column", "id", "--block-size", "10",
-         *cluster],
+        [str(BIN / "spectral-flow"), *run_args(data, tmp_path / "out", *cluster, block_size=10)],
         env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True)
     root = psutil.Process(cli.pid)

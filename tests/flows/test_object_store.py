@@ -20,13 +20,11 @@ from spectral_pipeline.flows.params import SpectralParams
 from spectral_pipeline.flows.spectral import run_spectral
 
 from ..clusters import ROOT, start_cluster, stop_cluster
-from .helpers import cli_env, current_api_url, run_cli
+from .helpers import cli_env, current_api_url, run_args, run_cli
 
 pytestmark = pytest.mark.slow
 
 FEATURES = ["f0", "f1", "f2", "f3"]
-ARGS = ["--n-clusters", "3", "--gamma", "0.1", "--n-components", "50", "--random-state", "0",
-        "--feature-columns", ",".join(FEATURES), "--id-column", "id", "--block-size", "500"]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +98,7 @@ def test_sigkill_mid_embed_on_s3_then_rerun_resumes(s3, s3_data, tmp_path):
     prefix, X = s3_data
     out = prefix + "/out"
     env = cli_env(tmp_path, PREFECT_API_URL=current_api_url(), **s3.env())
-    args = ["run", prefix + "/data", "--output", out, *ARGS]
+    args = run_args(prefix + "/data", out, block_size=500)
     code, _, err = run_cli(args, {**env, "SPECTRAL_INJECT_FAULT": "embed:2:kill"})
     assert code == -9, err[-2000:]
     key = prefix.split("/", 3)[3]
@@ -161,7 +159,7 @@ def test_a_wrong_secret_fails_before_any_block_pass_and_writes_nothing(s3, s3_da
     key = prefix.split("/", 3)[3]
     before = s3.keys(key + "/")
     env = cli_env(tmp_path, PREFECT_API_URL=current_api_url(), **s3.env(secret="not-it"))
-    code, _, err = run_cli(["run", prefix + "/data", "--output", prefix + "/out", *ARGS], env)
+    code, _, err = run_cli(run_args(prefix + "/data", prefix + "/out", block_size=500), env)
     assert code == 2, err[-2000:]
     assert "signature" in err.lower() and "AWS_SECRET_ACCESS_KEY" in err
     assert "not-it" not in err

@@ -13,7 +13,6 @@ from spectral_pipeline.flows.params import SpectralParams
 from spectral_pipeline.flows.spectral import run_spectral
 
 from ..browser import near, rgb_pixels, screenshot
-from .helpers import cli_env, run_cli
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 #: matplotlib's first tab10 colours: the report's clusters 0, 1, 2.
@@ -87,22 +86,6 @@ def test_report_has_three_figures_and_summary_suggests_the_true_count(blobs_data
     assert markdown.count("](data:image/png;base64,") == 3
     assert len(markdown) < 400_000  # three small PNGs, not megabytes in the database
     assert "| 20 |" in markdown  # the whole spectrum's table
-
-
-@pytest.mark.slow
-def test_cli_writes_the_report_where_asked(blobs_data, tmp_path):
-    data, _, _ = blobs_data
-    out, copy = tmp_path / "out", tmp_path / "elsewhere" / "my-report.html"
-    copy.parent.mkdir()
-    code, stdout, err = run_cli(
-        ["run", str(data), "--output", str(out), "--n-clusters", "3", "--gamma", "0.1",
-         "--n-components", "50", "--random-state", "0", "--feature-columns", "f0,f1,f2,f3",
-         "--id-column", "id", "--block-size", "1000", "--report", str(copy)],
-        cli_env(tmp_path))
-    assert code == 0, err[-3000:]
-    assert copy.read_bytes() == (out / "report.html").read_bytes()
-    assert f"report     {copy}" in stdout
-    assert "suggested  n_clusters = 3 (its eigengap is " in stdout
 
 
 @pytest.mark.slow

@@ -18,15 +18,12 @@ import pytest
 from spectral_core import SpectralClustering
 from spectral_pipeline.tasks.summary import all_stages
 
-from .helpers import BIN, cli_env, current_api_url
+from .helpers import BIN, cli_env, current_api_url, run_args
 
 pytestmark = pytest.mark.slow
 
 #: How soon after the store goes away the run must have failed (the issue's bound).
 BOUND_SECONDS = 60
-ARGS = ["--n-clusters", "3", "--gamma", "0.1", "--n-components", "50", "--random-state", "0",
-        "--feature-columns", "f0,f1,f2,f3", "--id-column", "id", "--block-size", "500",
-        "--dask-threads-per-worker", "2"]
 
 
 @pytest.fixture
@@ -64,7 +61,7 @@ def test_a_store_killed_mid_run_fails_it_in_one_line_and_the_rerun_resumes(
     folder, X, _ = blobs_data
     prefix = _upload(s3, folder)
     url = f"s3://{s3.bucket}/{prefix}"
-    args = ["run", url + "/data", "--output", url + "/out", *ARGS]
+    args = run_args(url + "/data", url + "/out", block_size=500, dask_threads_per_worker=2)
     env = cli_env(tmp_path, PREFECT_API_URL=current_api_url(), **s3.env())
     paused = tmp_path / "paused"
     proc = subprocess.Popen([str(BIN / "spectral-flow"), *args], text=True,

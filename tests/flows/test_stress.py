@@ -24,7 +24,7 @@ import pytest
 from spectral_core import SpectralClustering
 
 from .conftest import write_dataset
-from .helpers import BIN, cli_env, current_api_url
+from .helpers import BIN, cli_env, current_api_url, run_args
 
 ESTIMATOR = dict(n_clusters=3, gamma=0.1, n_components=20)
 
@@ -50,10 +50,8 @@ def test_concurrent_runs_with_many_parts_all_succeed(many_parts, tmp_path):
     seeds = [0, 1, 2]
     procs = [
         subprocess.Popen(
-            [str(BIN / "spectral-flow"), "run", str(data), "--output", str(tmp_path / str(s)),
-             "--n-clusters", "3", "--gamma", "0.1", "--n-components", "20",
-             "--random-state", str(s), "--feature-columns", "f0,f1,f2,f3", "--id-column", "id",
-             "--block-size", "50"],
+            [str(BIN / "spectral-flow"),
+             *run_args(data, tmp_path / str(s), n_components=20, random_state=s, block_size=50)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for s in seeds
     ]

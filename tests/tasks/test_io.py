@@ -1,4 +1,5 @@
-"""tasks/io.py on real Parquet files in tmp_path: the dataset plan, block reads, checkpoints."""
+"""The dataset plan (tasks/dataset.py), block reads and checkpoints (tasks/checkpoints.py),
+on real Parquet files in tmp_path."""
 
 import json
 import math
