@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from prefect.context import FlowRunContext
@@ -23,7 +24,7 @@ from .params import DaskOptions
 VERBOSE = "SPECTRAL_PIPELINE_VERBOSE"
 
 
-def quiet_dask_logs() -> bool:
+def quiet_dask_logs() -> Callable[[], None] | None:
     """Raise Dask's loggers to WARNING for a run's cluster, unless asked for more.
 
     distributed logs at INFO by default: a local cluster's start and stop, every worker's,
@@ -33,16 +34,42 @@ def quiet_dask_logs() -> bool:
     Dask configuration sets a logging level itself (its ``logging`` or
     ``distributed.logging`` section, or ``logging-file-config``), which is then obeyed.
     Worker processes set up their own logging when they start: they learn the level through
-    the environment they inherit. Returns whether it quieted.
+    the environment they inherit. Returns what undoes it (the runner calls it once its cluster
+    is closed: the process's logging and environment are as they were), or None if it left
+    the logs alone.
     """
     import dask
 
     if os.environ.get(VERBOSE) or any(dask.config.get(key, None) for key in (
             "logging", "distributed.logging", "logging-file-config")):
-        return False
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-    return True
+        return None
+    with _QUIET_LOCK:
+        if not _QUIET:  # the first run to quiet them keeps what to restore
+            logger = logging.getLogger("distributed")
+            _QUIET["saved"] = (logger.level, os.environ.get(_DASK_LEVEL))
+            logger.setLevel(logging.WARNING)
+            os.environ.setdefault(_DASK_LEVEL, "warning")
+        _QUIET["runs"] = _QUIET.get("runs", 0) + 1
+    return _loud_again
+
+
+#: The runs that quieted Dask's logs in this process (a serve process runs several at once):
+#: the last one to finish restores the level and the environment the first one found.
+_QUIET: dict[str, Any] = {}
+_QUIET_LOCK = threading.Lock()
+_DASK_LEVEL = "DASK_LOGGING__DISTRIBUTED"
+
+
+def _loud_again() -> None:
+    with _QUIET_LOCK:
+        _QUIET["runs"] -= 1
+        if _QUIET["runs"]:
+            return
+        level, variable = _QUIET.pop("saved")
+        _QUIET.clear()
+        logging.getLogger("distributed").setLevel(level)
+        if variable is None:
+            os.environ.pop(_DASK_LEVEL, None)
 
 
 def cluster_settings(options: DaskOptions) -> dict[str, Any]:
@@ -79,6 +106,7 @@ class RunDaskTaskRunner(DaskTaskRunner):
         super().__init__(**kwargs)
         self._lock = threading.Lock()
         self._starting: threading.Thread | None = None
+        self._loud_again: Callable[[], None] | None = None  # quiet_dask_logs' undo
 
     def duplicate(self) -> RunDaskTaskRunner:
         return type(self)()
@@ -103,8 +131,8 @@ class RunDaskTaskRunner(DaskTaskRunner):
                 value = (context.parameters if context else {}).get("dask")
                 self.configure(value if isinstance(value, DaskOptions) else
                                DaskOptions.model_validate(value or {}))
-            if self._client is None:
-                quiet_dask_logs()
+            if self._client is None and self._loud_again is None:
+                self._loud_again = quiet_dask_logs()
             return DaskTaskRunner.client.fget(self)
 
     def submit(self, task, parameters, wait_for=None, dependencies=None):
@@ -140,4 +168,9 @@ class RunDaskTaskRunner(DaskTaskRunner):
     def __exit__(self, *args: Any) -> None:
         if self._starting is not None:  # never close the stack under a cluster being made
             self._starting.join()
-        super().__exit__(*args)
+        try:
+            super().__exit__(*args)
+        finally:  # after the cluster's own closing lines
+            if self._loud_again is not None:
+                self._loud_again()
+                self._loud_again = None

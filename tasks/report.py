@@ -376,14 +376,20 @@ def stage_rows(summary: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def suggestion_record(spectrum: list[float]) -> dict[str, Any]:
+    """The n_clusters suggestion of a spectrum as ``summary.json`` keeps it: the result's
+    fields, and its sentence as ``text``."""
+    import spectral_core as sc
+
+    found = sc.suggest_n_clusters(spectrum)
+    return {**found.as_dict(), "text": found.describe()}
+
+
 def _suggestion(summary: dict[str, Any]) -> dict[str, Any]:
     """The summary's suggestion (a summary written before it had one: from its spectrum)."""
     if "n_clusters_suggestion" in summary:
         return summary["n_clusters_suggestion"]
-    import spectral_core as sc
-
-    found = sc.suggest_n_clusters(summary["spectrum"])
-    return {**found.as_dict(), "text": found.describe()}
+    return suggestion_record(summary["spectrum"])
 
 
 def suggestion_sentence(summary: dict[str, Any]) -> str:

@@ -36,8 +36,7 @@ def build_summary(job: Job, refs: dict[str, dict[str, Any]], states: dict[str, s
     eigen_ref = refs["eigendecompose"]
     # A checkpoint from before the spectrum was recorded: the kept eigenvalues are all there is.
     spectrum = eigen_ref.get("spectrum", eigen_ref["eigenvalues"])
-    found = sc.suggest_n_clusters(spectrum)
-    suggestion = {**found.as_dict(), "text": found.describe()}
+    suggestion = report.suggestion_record(spectrum)
     return {
         "parameters": {"input": plan.input_url, "output_dir": job.output_url,
                        "checkpoint_dir": job.checkpoint_url,

@@ -1,6 +1,8 @@
 """The spectral-clustering flow on a real local Dask cluster and a real Prefect API."""
 
 import json
+import logging
+import os
 import re
 
 import numpy as np
@@ -36,7 +38,10 @@ def _labels(out):
 )
 def test_flow_equals_library(blobs_data, tmp_path, config):
     data, X, _y = blobs_data
+    dask_logs = logging.getLogger("distributed").level, os.environ.get(_DASK_LEVEL)
     result = run_spectral(_params(data, tmp_path / "out", **config))
+    # The run quieted Dask's logs for its cluster only: the process's are as they were.
+    assert (logging.getLogger("distributed").level, os.environ.get(_DASK_LEVEL)) == dask_logs
     ids, labels = _labels(tmp_path / "out")
     np.testing.assert_array_equal(ids, np.arange(X.shape[0]) + 1000)
     est_params = {k: v for k, v in _params(data, "x", **config).estimator_params().items()}
@@ -189,3 +194,24 @@ def test_each_stage_task_run_waits_for_the_one_before_it(blobs_data, tmp_path):
         assert by_name[before].id in upstream(name), (name, by_name[name].task_inputs)
     assert by_name[STAGES[-1]].id in upstream("write_report")
     assert not upstream(STAGES[0]) & {by_name[s].id for s in STAGES}
+
+
+_DASK_LEVEL = "DASK_LOGGING__DISTRIBUTED"
+
+
+def test_the_last_run_to_finish_makes_dask_loud_again(monkeypatch):
+    """Two runs at once in one process (as under serve): Dask stays quiet until both end."""
+    from spectral_pipeline.flows.runner import VERBOSE, quiet_dask_logs
+
+    monkeypatch.delenv(VERBOSE, raising=False)
+    monkeypatch.delenv(_DASK_LEVEL, raising=False)
+    logger = logging.getLogger("distributed")
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    first, second = quiet_dask_logs(), quiet_dask_logs()
+    assert (logger.level, os.environ.get(_DASK_LEVEL)) == (logging.WARNING, "warning")
+    first()
+    assert (logger.level, os.environ.get(_DASK_LEVEL)) == (logging.WARNING, "warning")
+    second()
+    assert (logger.level, os.environ.get(_DASK_LEVEL)) == (logging.INFO, None)
+    monkeypatch.setenv(VERBOSE, "1")
+    assert quiet_dask_logs() is None and logger.level == logging.INFO
