@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spectral_pipeline.tasks import validate
-from spectral_pipeline.tasks.dataset import check_block, plan_dataset
+from spectral_pipeline.tasks.dataset import check_block, plan_dataset, summarize_ids
 from spectral_pipeline.tasks.errors import InputError
 from spectral_pipeline.tasks.storage import open_store
 
@@ -36,6 +36,25 @@ def test_block_summaries_hold_no_ids(tmp_path):
     summaries = _dataset(tmp_path / "d", np.arange(900))[2]
     assert summaries[0] == {"null": False, "dup": None, "lo": 0, "hi": 99}
     assert len(summaries) == 9 and all(len(s) == 4 for s in summaries)
+
+
+@pytest.mark.parametrize("ids", [np.arange(5, 105), np.arange(5, 105)[::-1],
+                                 np.r_[np.arange(5, 55), 54, np.arange(55, 104)],
+                                 np.arange(5, 105, dtype=np.uint32), np.array([7]),
+                                 np.array([3, 9, 9, 10]), np.array([], dtype=np.int64),
+                                 np.arange(5.0, 105.0), np.array(["a", "b", "b"], dtype=object)])
+def test_a_block_summary_is_that_of_its_sorted_unique_ids(ids):
+    """Increasing integer ids take a shortcut (no sort); the summary is the same."""
+    def py(value):
+        return value.item() if hasattr(value, "item") else value
+
+    values, counts = np.unique(ids, return_counts=True)
+    repeated = values[counts > 1]
+    expected = {"null": False, "lo": py(values[0]) if values.size else None,
+                "hi": py(values[-1]) if values.size else None,
+                "dup": (py(repeated[0]), int(counts[counts > 1][0])) if repeated.size else None}
+    got = summarize_ids(ids)
+    assert got == expected and all(type(got[k]) is type(expected[k]) for k in expected)
 
 
 @pytest.mark.parametrize(("order", "path"), [("increasing", "ranges"), ("shuffled", "buckets")])
