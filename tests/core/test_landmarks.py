@@ -52,3 +52,20 @@ def test_sample_size_rule():
     assert landmark_sample_size(20_000, 500) == 20_000
     assert landmark_sample_size(10**9, 10_000) == 100_000
     assert landmark_sample_size(10**9, 20_000) == 200_000  # 10·m rows to seed from
+
+
+def test_kmeans_centres_overwrite_the_sample_only_when_told():
+    """The k-means centres its sample in place only under ``overwrite_sample`` (what
+    sample_landmarks passes for the copy it made); the centres are the same either way."""
+    from spectral_core._landmarks import _kmeans_centres
+
+    X = (np.random.default_rng(0).normal(size=(2_000, 4)) + 50).astype(np.float32)
+    kept = X.copy()
+    centres = _kmeans_centres(X, 20, np.random.default_rng(1))
+    np.testing.assert_array_equal(X, kept)
+    overwritten = _kmeans_centres(X, 20, np.random.default_rng(1), overwrite_sample=True)
+    assert not np.array_equal(X, kept)  # centred in place
+    np.testing.assert_array_equal(overwritten, centres)
+    before = kept.copy()
+    sample_landmarks(kept, 20, method="kmeans", random_state=0)  # overwrites its own copy
+    np.testing.assert_array_equal(kept, before)
