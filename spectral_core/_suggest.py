@@ -81,7 +81,7 @@ class NClustersSuggestion:
         """One sentence for a person: the suggestion, or the range with no clear choice."""
         if self.best is None:
             return ("no n_clusters suggestion: the spectrum is too short to show a gap "
-                    f"(it needs at least 4 eigenvalues; {len(self.candidates)} candidates)")
+                    "(it needs at least 4 eigenvalues)")
         top = self.candidates[-1]
         if self.runner_up is None:
             return f"no clear choice: {self.best} is the only candidate"

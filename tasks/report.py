@@ -280,8 +280,8 @@ def render_figures(summary: dict[str, Any], xy: np.ndarray, labels: np.ndarray
 
 
 CAPTIONS = {
-    "spectrum": "Leading eigenvalues of the normalized affinity; the largest gap suggests "
-                "n_clusters",
+    "spectrum": "Leading eigenvalues of the normalized affinity, and the eigengaps the "
+                "n_clusters suggestion compares",
     "cluster_sizes": "Rows per cluster",
     "embedding": "A sample of the spectral embedding on the plane that keeps its clusters "
                  "furthest apart, coloured by label",
@@ -359,9 +359,9 @@ def all_stages(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def stage_rows(summary: dict[str, Any]) -> list[list[str]]:
     """The stage table: the plan's seconds, then every stage's seconds, state and the parts
-    it computed, of how many,
-    counted as its progress lines in the run's log count them (per pass where a stage makes
-    several: "pass 1 (column sums) 3/3, pass 2 (Gram) 1/1"). A reused stage computed none."""
+    it computed, of how many, counted as its progress lines in the run's log count them (per
+    pass where a stage makes several: "pass 1 (column sums) 3/3, pass 2 (Gram) 1/1"). A
+    reused stage computed none."""
     plan = summary.get("plan")
     rows = [["plan", f"{plan['seconds']:.2f}", str(plan["state"]), ""]] if plan else []
     for s, info in all_stages(summary).items():
