@@ -20,7 +20,9 @@ one-line refusals) and :mod:`.demo_data` (the demo's datasets).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 import typing
 from pathlib import Path
@@ -158,19 +160,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CtrlC:
+    """SIGINT's handler while the command runs: Python's own (it raises KeyboardInterrupt),
+    remembering that it fired. Code between the signal and the command may turn the
+    KeyboardInterrupt into another error (pydantic reports one raised inside a serializer as
+    a ``PydanticSerializationError``, seen when Ctrl-C landed while Prefect serialized a
+    task's context); the command still reports a Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.fired = False
+
+    def __call__(self, signum, frame):
+        self.fired = True
+        signal.default_int_handler(signum, frame)
+
+    def __enter__(self) -> _CtrlC:
+        self._old = signal.getsignal(signal.SIGINT)
+        # An inherited SIG_IGN (a background job) stays ignored, and so does a handler the
+        # caller set; only the main thread may set one.
+        if (self._old is signal.default_int_handler
+                and threading.current_thread() is threading.main_thread()):
+            signal.signal(signal.SIGINT, self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if signal.getsignal(signal.SIGINT) is self:
+            signal.signal(signal.SIGINT, self._old)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command; a Prefect server starts only once the checks that need no data pass."""
     environment()
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        if args.verbose:
-            import traceback
+    with _CtrlC() as ctrl_c:
+        try:
+            return args.func(args)
+        except BaseException as exc:
+            if not (isinstance(exc, KeyboardInterrupt) or ctrl_c.fired):
+                raise
+            if args.verbose:
+                import traceback
 
-            traceback.print_exc()
-        print("spectral-flow: interrupted", file=sys.stderr)
-        return 130
+                traceback.print_exc()
+            print("spectral-flow: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -275,6 +275,41 @@ def test_ctrl_c_during_the_run_is_one_line_and_exit_130(blobs_data, tmp_path):
     assert err.splitlines() == ["spectral-flow: interrupted"], err[-3000:]
 
 
+def _interrupt_wrapped(args):
+    """A Ctrl-C that a library turns into another error on its way up (pydantic did, when the
+    signal landed while Prefect serialized a task's context)."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the signal's handler raises in this frame at once
+    except KeyboardInterrupt:
+        raise RuntimeError("Error calling function `_ser_model`: KeyboardInterrupt") from None
+    raise AssertionError("no KeyboardInterrupt")
+
+
+def _failing_run(args):
+    raise RuntimeError("a bug, not a Ctrl-C")
+
+
+@pytest.mark.parametrize("run, expected", [(_interrupt_wrapped, 130), (_failing_run, None)])
+def test_a_ctrl_c_is_reported_whatever_error_it_became(run, expected, monkeypatch, capsys):
+    from spectral_pipeline.flows import cli, running
+
+    for key, value in running._ENV_DEFAULTS.items():  # main() sets these; undone after
+        monkeypatch.setenv(key, os.environ.get(key, value))
+    monkeypatch.setattr(cli, "_run", run)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        if expected is None:  # any other error still propagates, with its traceback
+            with pytest.raises(RuntimeError, match="a bug"):
+                cli.main(["run", "data"])
+        else:
+            assert cli.main(["run", "data"]) == expected
+            assert capsys.readouterr().err == "spectral-flow: interrupted\n"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 # --------------------------------------------------------------------------------------------
 # The same, in this process (no subprocess, no server)
 # --------------------------------------------------------------------------------------------
