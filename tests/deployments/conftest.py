@@ -193,11 +193,11 @@ def served(server, dataset, tmp_path_factory):
     """The operations page's `ops-serve` example (`python -m
     spectral_pipeline.deployments.serve`), started outside the checkout (the deployments name
     the flow by its module), configured through the environment as the page says; its
-    nightly runs every 20 s."""
+    nightly runs every 8 s (a run that outlasts that interval cancels the next, CANCEL_NEW)."""
     work = tmp_path_factory.mktemp("serve")
     fault = work / "fault"
     env = {**server["env"], "SPECTRAL_NIGHTLY_INPUT": str(dataset[0]),
-           "SPECTRAL_NIGHTLY_OUTPUT": str(work / "nightly"), "SPECTRAL_NIGHTLY_INTERVAL": "20",
+           "SPECTRAL_NIGHTLY_OUTPUT": str(work / "nightly"), "SPECTRAL_NIGHTLY_INTERVAL": "8",
            "SPECTRAL_ON_DEMAND_INPUT": str(dataset[0]),
            "SPECTRAL_ON_DEMAND_OUTPUT": str(work / "on-demand"),
            "SPECTRAL_INJECT_FAULT": f"@{fault}", "PREFECT_RUNNER_POLL_FREQUENCY": "2",

@@ -61,7 +61,7 @@ def test_a_store_killed_mid_run_fails_it_in_one_line_and_the_rerun_resumes(
     folder, X, _ = blobs_data
     prefix = _upload(s3, folder)
     url = f"s3://{s3.bucket}/{prefix}"
-    args = run_args(url + "/data", url + "/out", block_size=500, dask_threads_per_worker=2)
+    args = run_args(url + "/data", url + "/out", block_size=1500, dask_threads_per_worker=2)
     env = cli_env(tmp_path, PREFECT_API_URL=current_api_url(), **s3.env())
     paused = tmp_path / "paused"
     proc = subprocess.Popen([str(BIN / "spectral-flow"), *args], text=True,
