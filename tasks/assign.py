@@ -11,7 +11,7 @@ from spectral_core import blocks
 
 from . import faults
 from .checkpoints import Part, read_part, write_part
-from .embed import embed
+from .embed import embed, load_fit_sample
 from .job import Block
 from .kernel import part_name
 from .parallel import fan_out, one_blas_thread
@@ -28,13 +28,6 @@ class Numbering:
 
     def __getitem__(self, raw: np.ndarray) -> np.ndarray:
         return self.table[np.asarray(raw) - self.offset]
-
-
-def _sample_rows(item: tuple[Block, Part, np.ndarray], store: Store, key: str) -> np.ndarray:
-    """The sampled rows of one embedding part (read on the worker that holds the work)."""
-    _, part, local = item
-    U = read_part(store, part, stage="embed", expect={"key": key})[0]["u"]
-    return U[local]
 
 
 def _label_part(item: tuple[Block, Part], store: Store, key: str, model: Any, out: Store,
@@ -56,7 +49,8 @@ def _label_part(item: tuple[Block, Part], store: Store, key: str, model: Any, ou
        key=lambda k: (k.params.assign_labels, k.params.n_init, k.params.kmeans_params,
                       k.seeds.assign_labels))
 def assign_labels(run: StageRun) -> Done:
-    """Fits the clusterer on a sample of the embedding parts, then labels every part.
+    """Fits the clusterer on the embedding's fit sample (written by ``embed``), then labels
+    every part.
 
     The parts are labelled on the workers and written as ``assign_labels/part-<block>.parquet``
     (raw labels); the first-appearance numbering is kept in the stage's manifest.
@@ -64,14 +58,7 @@ def assign_labels(run: StageRun) -> Done:
     job, p, plan = run.job, run.job.estimator, run.job.plan
     source, parts, embed_key = embed.store(job), embed.manifest(job).parts, job.stage_keys["embed"]
     seed = blocks.assignment_seed(job.seeds.assign_labels)
-    rows = blocks.fit_rows(plan.n_rows, seed)
-    items = []
-    for b, part in zip(plan.blocks, parts, strict=True):
-        local = np.arange(b.rows) if rows is None else \
-            rows[(rows >= b.start) & (rows < b.start + b.rows)] - b.start
-        if local.size:
-            items.append((b, part, local))
-    sample = np.concatenate(fan_out(_sample_rows, items, source, embed_key))
+    sample = load_fit_sample(job)  # the rows blocks.fit_rows draws, gathered by embed
     model = blocks.make_assigner(p.assign_labels, p.n_clusters, n_init=p.n_init,
                                  kmeans_params=p.kmeans_params, random_state=seed,
                                  width=sample.shape[1])

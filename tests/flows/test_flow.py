@@ -57,6 +57,29 @@ def test_flow_equals_library(blobs_data, tmp_path, config):
     assert all(s["state"] == "Completed" for s in all_stages(summary).values())
 
 
+def test_the_clusterer_is_fitted_on_the_sample_embed_gathered(blobs_data, tmp_path,
+                                                             monkeypatch):
+    """Above FIT_ROWS rows (here 500 instead of 100,000) the clusterer is fitted on the
+    library's sample of the embedding: ``embed`` keeps those rows as it writes its parts
+    (fit-sample.parquet), so ``assign_labels`` does not read every part twice."""
+    import spectral_core as sc
+    from spectral_core import _assign, blocks
+
+    monkeypatch.setattr(_assign, "FIT_ROWS", 500)
+    data, X, _ = blobs_data
+    run_spectral(_params(data, tmp_path / "out"))
+    library = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
+    assert library.assign_labels_.labels_.shape == (500,)  # the library's fit saw 500 rows
+    np.testing.assert_array_equal(_labels(tmp_path / "out")[1], library.labels_)
+    folder = next((tmp_path / "out").glob("checkpoints/*/embed"))
+    U = np.vstack([pq.read_table(p).to_pandas().to_numpy()
+                   for p in sorted(folder.glob("part-*.parquet"))])
+    seed = json.loads((tmp_path / "out" / "summary.json").read_text())["seed"]
+    rows = blocks.fit_rows(len(U), blocks.assignment_seed(sc.stage_seeds(seed)["assign_labels"]))
+    sample = pq.read_table(folder / "fit-sample.parquet").to_pandas().to_numpy()
+    np.testing.assert_array_equal(sample, U[rows])
+
+
 def test_rerun_is_cached_and_n_clusters_change_reuses_early_stages(blobs_data, tmp_path):
     data, X, _ = blobs_data
     out = tmp_path / "out"
