@@ -56,9 +56,10 @@ def assign_labels(run: StageRun) -> Done:
     (raw labels); the first-appearance numbering is kept in the stage's manifest.
     """
     job, p, plan = run.job, run.job.estimator, run.job.plan
-    source, parts, embed_key = embed.store(job), embed.manifest(job).parts, job.stage_keys["embed"]
+    source, embedded, embed_key = embed.store(job), embed.manifest(job), job.stage_keys["embed"]
+    parts = embedded.parts
     seed = blocks.assignment_seed(job.seeds.assign_labels)
-    sample = load_fit_sample(job)  # the rows blocks.fit_rows draws, gathered by embed
+    sample = load_fit_sample(job, embedded)  # the rows blocks.fit_rows draws, kept by embed
     model = blocks.make_assigner(p.assign_labels, p.n_clusters, n_init=p.n_init,
                                  kmeans_params=p.kmeans_params, random_state=seed,
                                  width=sample.shape[1])

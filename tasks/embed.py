@@ -8,7 +8,7 @@ import spectral_core as sc
 from spectral_core import blocks
 
 from . import faults
-from .checkpoints import Part, read_part, write_part
+from .checkpoints import Manifest, Part, read_part, write_part
 from .dataset import read_block
 from .eigen import eigendecompose, load_eigen
 from .job import Block, DatasetPlan, Job
@@ -86,8 +86,8 @@ def embed(run: StageRun) -> Done:
                 computed=len(todo))
 
 
-def load_fit_sample(job: Job) -> np.ndarray:
-    """The embedding rows the clusterer is fitted on, as ``embed`` wrote them."""
-    manifest = embed.manifest(job)
+def load_fit_sample(job: Job, manifest: Manifest) -> np.ndarray:
+    """The embedding rows the clusterer is fitted on, as ``embed`` wrote them (``manifest``:
+    its committed manifest, which the caller has read for the parts too)."""
     return read_part(embed.store(job), Part(**manifest.result["fit_sample"]), stage="embed",
                      expect={"key": job.stage_keys["embed"]})[0]["u"]
