@@ -483,6 +483,51 @@ def test_check_block_reports_nan_in_a_later_column_of_the_same_row(tmp_path):
     assert math.isnan(report["value"])
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_check_block_agrees_with_the_row_major_matrix(tmp_path, seed):
+    """Checked column by column, a block reports what the (rows, d) matrix would: the first
+    non-finite value in row order (then column order), else the matrix's minimum."""
+    rng = np.random.default_rng(seed)
+    n = 40
+    columns = {"a": rng.normal(size=n), "b": rng.integers(-5, 5, n),
+               "c": rng.normal(size=n).astype(np.float32), "d": rng.normal(size=n)}
+    arrays = {k: pa.array(v) for k, v in columns.items()}
+    if seed:  # seed 0 stays finite; the others get NaN, inf and nulls in random places
+        for _ in range(seed):
+            name = rng.choice(["a", "c", "d"])
+            values = columns[name].copy()
+            values[rng.integers(n)] = rng.choice([np.nan, np.inf, -np.inf])
+            columns[name] = values
+            arrays[name] = pa.array(values)
+        mask = np.zeros(n, bool)
+        mask[rng.integers(n)] = True
+        arrays["b"] = pa.array(columns["b"], mask=mask)
+    f = _write(tmp_path / "a.parquet", arrays)
+    plan = plan_dataset(f)
+    X = read_block(plan, plan.blocks[0], open_store(plan.input_url))
+
+    report = check_block(plan.blocks[0], plan, open_store(plan.input_url))
+
+    bad = np.argwhere(~np.isfinite(X))
+    if bad.size:
+        r, c = bad[0]
+        assert (report["bad_row"], report["column"]) == (r, plan.features[c])
+        np.testing.assert_equal(report["value"], X[r, c])
+    else:
+        assert report == {"block": 0, "min": float(X.min()), "rows": n}
+    assert seed == 0 or bad.size  # every seed but 0 has a non-finite value
+
+
+def test_check_block_reports_the_first_column_of_a_row_with_two_bad_values(tmp_path):
+    f = _write(tmp_path / "a.parquet", {"p": [1.0, np.inf, np.nan], "q": [np.nan, 2.0, 3.0],
+                                        "r": [np.inf, 2.0, 3.0]})
+    plan = plan_dataset(f, features=["r", "q", "p"])
+
+    report = check_block(plan.blocks[0], plan, open_store(plan.input_url))
+
+    assert (report["bad_row"], report["column"], report["value"]) == (0, "r", math.inf)
+
+
 def test_check_block_reports_min_and_rows_when_all_finite(tmp_path):
     _write(tmp_path / "a.parquet", {"x": [3.0, 1.0, 2.0], "y": [4.0, 5.0, 6.0]})
     _write(tmp_path / "b.parquet", {"x": [0.5, 9.0], "y": [-2.5, 1.0]})
