@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from spectral_pipeline.tasks import dataset
 from spectral_pipeline.tasks.checkpoints import (
     FORMAT_VERSION,
     MANIFEST,
@@ -375,6 +376,26 @@ def test_read_block_returns_rows_in_order_as_float64(tmp_path):
     np.testing.assert_array_equal(np.vstack(parts), expected)
     for b, p in zip(plan.blocks, parts, strict=True):
         np.testing.assert_array_equal(p, expected[b.start:b.start + b.rows])
+
+
+@pytest.mark.parametrize("d", [1, 3, 70])
+def test_read_block_interleaves_a_block_larger_than_one_tile(tmp_path, d):
+    """A block is interleaved a tile of rows at a time: every tile, the last one short."""
+    rng = np.random.default_rng(d)
+    n = 3 * (dataset._INTERLEAVE_BYTES // (8 * d)) + 1001
+    columns = {f"c{j}": rng.normal(size=n) for j in range(d)}
+    nulls = np.zeros(n, bool)
+    nulls[-3] = True
+    arrays = {**columns, "c0": pa.array(columns["c0"], mask=nulls)}
+    f = _write(tmp_path / "a.parquet", arrays)
+    plan = plan_dataset(f, block_size=n)
+    expected = np.column_stack(list(columns.values()))
+    expected[-3, 0] = np.nan
+
+    X = read_block(plan, plan.blocks[0], open_store(plan.input_url))
+
+    assert len(plan.blocks) == 1 and X.flags.c_contiguous
+    np.testing.assert_array_equal(X, expected)
 
 
 def test_read_block_is_float32_when_every_feature_is_float32(tmp_path):
