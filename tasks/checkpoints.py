@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from .columns import interleave
 from .errors import InputError
 from .storage import Store
 
@@ -250,9 +251,8 @@ def _columns_to_arrays(table: pa.Table) -> dict[str, np.ndarray]:
             singles[name] = table.column(name).to_numpy()
     for base, members in groups.items():
         members.sort()
-        singles[base] = np.column_stack(
-            [table.column(n).to_numpy() for _, n in members]
-        ) if table.num_rows else np.empty((0, len(members)))
+        values = [table.column(n).to_numpy() for _, n in members]
+        singles[base] = interleave(values, np.result_type(*values))
     return singles
 
 

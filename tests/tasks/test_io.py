@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from spectral_pipeline.tasks import dataset
+from spectral_pipeline.tasks import columns as columns_module
 from spectral_pipeline.tasks.checkpoints import (
     FORMAT_VERSION,
     MANIFEST,
@@ -382,7 +382,7 @@ def test_read_block_returns_rows_in_order_as_float64(tmp_path):
 def test_read_block_interleaves_a_block_larger_than_one_tile(tmp_path, d):
     """A block is interleaved a tile of rows at a time: every tile, the last one short."""
     rng = np.random.default_rng(d)
-    n = 3 * (dataset._INTERLEAVE_BYTES // (8 * d)) + 1001
+    n = 3 * (columns_module.INTERLEAVE_BYTES // (8 * d)) + 1001
     columns = {f"c{j}": rng.normal(size=n) for j in range(d)}
     nulls = np.zeros(n, bool)
     nulls[-3] = True
