@@ -215,6 +215,36 @@ def served(server, dataset, tmp_path_factory):
     stop(proc)
 
 
+def run_params(dataset, out, **extra):
+    """The on-demand deployment's parameters for a run on the session's dataset (the library's
+    clean labels are ``dataset[2]``)."""
+    folder, params, _ = dataset
+    return {"input": str(folder), "output_dir": str(out), "id_column": "id",
+            "feature_columns": ["f0", "f1", "f2", "f3"], "affinity": "rbf",
+            "landmarks": "random", **params, **extra}
+
+
+def trigger_on_demand(server, dataset, out):
+    """Start an on-demand run through the REST API (``create_flow_run``) and wait for it."""
+    status, dep = api(f"{server['url']}/deployments/name/spectral-clustering/on-demand")
+    assert status == 200, dep
+    status, run = api(f"{server['url']}/deployments/{dep['id']}/create_flow_run", "POST",
+                      {"parameters": run_params(dataset, out)})
+    assert status == 201, run
+    final = wait_for_run(server["url"], run["id"])
+    assert final["state_type"] == "COMPLETED", final["state"]
+    return final
+
+
+@pytest.fixture(scope="session")
+def on_demand_runs(server, served, dataset, tmp_path_factory):
+    """An on-demand run triggered through the REST API, then the same run again into the same
+    output folder (it reuses every checkpoint): the runs whose pages, task runs, logs and
+    artifacts the tests read, made once for all of them."""
+    out = tmp_path_factory.mktemp("on-demand-runs") / "out"
+    return trigger_on_demand(server, dataset, out), trigger_on_demand(server, dataset, out)
+
+
 def wait_for_run(url, run_id, timeout=240):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

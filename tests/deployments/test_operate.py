@@ -3,6 +3,7 @@ written (docs/operations.md)."""
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -10,16 +11,9 @@ import pytest
 
 from ..clusters import start_cluster, stop_cluster
 from ..docs.examples import block, run_bash, start_bash
-from .conftest import ON_THE_SERVER, api, wait_for_run
+from .conftest import ON_THE_SERVER, api, run_params, wait_for_run
 
 pytestmark = [pytest.mark.slow, ON_THE_SERVER]
-
-
-def _run_params(dataset, out, **extra):
-    folder, params, _ = dataset
-    return {"input": str(folder), "output_dir": str(out), "id_column": "id",
-            "feature_columns": ["f0", "f1", "f2", "f3"], "affinity": "rbf",
-            "landmarks": "random", **params, **extra}
 
 
 def _deployment_id(server, name):
@@ -55,14 +49,9 @@ def test_the_schedule_produces_a_run_on_its_own(server, served):
     assert status in (200, 204), status
 
 
-def test_trigger_on_demand_through_the_rest_api(server, served, dataset, tmp_path):
-    dep = _deployment_id(server, "on-demand")
-    status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
-                      {"parameters": _run_params(dataset, tmp_path / "out")})
-    assert status == 201, run
-    final = wait_for_run(server["url"], run["id"])
-    assert final["state_type"] == "COMPLETED", served["log"].read_text()[-3000:]
-    np.testing.assert_array_equal(_labels(tmp_path / "out"), dataset[2])
+def test_trigger_on_demand_through_the_rest_api(server, dataset, on_demand_runs):
+    run, _ = on_demand_runs  # triggered with create_flow_run, completed
+    np.testing.assert_array_equal(_labels(Path(run["parameters"]["output_dir"])), dataset[2])
     # One run page: no subflow; the stage task runs, their logs, the progress artifacts and
     # the summary all belong to the run the user triggered.
     status, children = api(f"{server['url']}/flow_runs/filter", "POST", {
@@ -153,7 +142,7 @@ def test_invalid_parameter_is_rejected_and_no_run_starts(server, served, dataset
     before = api(f"{server['url']}/flow_runs/count", "POST", count)[1]
     for bad in ({"gamma": -1.0}, {"affinity": "rbff"}, {"n_clusters": 0}):
         status, body = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
-                           {"parameters": _run_params(dataset, tmp_path / "o", **bad)})
+                           {"parameters": run_params(dataset, tmp_path / "o", **bad)})
         assert 400 <= status < 500, (bad, status, body)
         assert next(iter(bad)) in json.dumps(body)
     assert api(f"{server['url']}/flow_runs/count", "POST", count)[1] == before
@@ -211,7 +200,7 @@ def test_run_on_an_existing_dask_cluster_through_the_server(server, served, data
     address, procs = start_cluster([{}, {}], server["env"])
     try:
         dep = _deployment_id(server, "on-demand")
-        params = _run_params(dataset, tmp_path / "out", block_size=500)
+        params = run_params(dataset, tmp_path / "out", block_size=500)
         params["dask"] = {"address": address}
         status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
                           {"parameters": params})
@@ -263,7 +252,7 @@ def _pool_deployments(server):
 def _run_on(server, deps, dataset, out, log):
     on_demand = next(d for d in deps if d["name"] == "on-demand")
     status, run = api(f"{server['url']}/deployments/{on_demand['id']}/create_flow_run",
-                      "POST", {"parameters": _run_params(dataset, out)})
+                      "POST", {"parameters": run_params(dataset, out)})
     assert status == 201, run
     final = wait_for_run(server["url"], run["id"], timeout=300)
     assert final["state_type"] == "COMPLETED", log.read_text()[-3000:]
@@ -272,7 +261,7 @@ def _run_on(server, deps, dataset, out, log):
 
 def test_a_path_outside_the_allowed_roots_is_refused(server, served, dataset, tmp_path):
     dep = _deployment_id(server, "on-demand")
-    params = _run_params(dataset, tmp_path / "out")
+    params = run_params(dataset, tmp_path / "out")
     params["input"] = "../../../../etc"
     status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
                       {"parameters": params})

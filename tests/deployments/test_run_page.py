@@ -16,7 +16,7 @@ from spectral_pipeline.flows.params import _order
 from spectral_pipeline.tasks.stages import STAGES
 
 from ..browser import page
-from .conftest import ON_THE_SERVER, api, wait_for_run
+from .conftest import ON_THE_SERVER, api
 
 pytestmark = [pytest.mark.slow, ON_THE_SERVER]
 
@@ -27,17 +27,6 @@ def _on_demand(server):
     return dep
 
 
-def _trigger(server, dataset, out):
-    dep = _on_demand(server)
-    status, run = api(f"{server['url']}/deployments/{dep['id']}/create_flow_run", "POST", {
-        "parameters": {"input": str(dataset[0]), "output_dir": str(out), "n_clusters": 3,
-                       "n_components": 50}})
-    assert status == 201, run
-    final = wait_for_run(server["url"], run["id"])
-    assert final["state_type"] == "COMPLETED", final["state"]
-    return final
-
-
 def _task_runs(server, flow_run_id):
     status, runs = api(f"{server['url']}/task_runs/filter", "POST",
                        {"task_runs": {"flow_run_id": {"any_": [flow_run_id]}}})
@@ -45,15 +34,8 @@ def _task_runs(server, flow_run_id):
     return runs
 
 
-@pytest.fixture(scope="module")
-def two_runs(server, served, dataset, tmp_path_factory):
-    """The same run twice into one output folder: the second reuses every checkpoint."""
-    out = tmp_path_factory.mktemp("run-page") / "out"
-    return _trigger(server, dataset, out), _trigger(server, dataset, out)
-
-
-def test_the_run_graph_is_the_chain_of_stages(server, two_runs, tmp_path_factory):
-    first, _ = two_runs
+def test_the_run_graph_is_the_chain_of_stages(server, on_demand_runs, tmp_path_factory):
+    first, _ = on_demand_runs
     runs = {run["name"].rsplit("-", 1)[0]: run for run in _task_runs(server, first["id"])}
     stages = list(STAGES)
     assert stages[0] == "validate_input" and stages[-1] == "write_outputs", stages
@@ -78,8 +60,8 @@ def test_the_run_graph_is_the_chain_of_stages(server, two_runs, tmp_path_factory
     assert shot.stat().st_size > 20_000
 
 
-def test_a_rerun_reads_cached_everywhere(server, two_runs):
-    _, second = two_runs
+def test_a_rerun_reads_cached_everywhere(server, on_demand_runs):
+    _, second = on_demand_runs
     runs = _task_runs(server, second["id"])
     states = {run["name"].rsplit("-", 1)[0]: run["state"]["name"] for run in runs}
     for name in STAGES:
@@ -89,7 +71,7 @@ def test_a_rerun_reads_cached_everywhere(server, two_runs):
     assert "validate_input: reused checkpoint" in text, text
 
 
-def test_the_serve_output_has_no_dask_chatter(server, served, two_runs):
+def test_the_serve_output_has_no_dask_chatter(server, served, on_demand_runs):
     log = served["log"].read_text()
     assert "Finished in state Completed" in log, log[-3000:]  # the runs' lines are there
     # Prefect's console format: "06:35:18.929 | INFO    | distributed.scheduler - ...". Dask's
@@ -132,9 +114,9 @@ def _logs(server, flow_run_id):
     return [log["message"] for log in logs]
 
 
-def test_the_stage_table_lists_every_stage_with_the_logs_part_counts(server, two_runs,
+def test_the_stage_table_lists_every_stage_with_the_logs_part_counts(server, on_demand_runs,
                                                                      tmp_path_factory):
-    first, _ = two_runs
+    first, _ = on_demand_runs
     status, artifacts = api(f"{server['url']}/artifacts/filter", "POST", {
         "artifacts": {"flow_run_id": {"any_": [first["id"]]}, "type": {"any_": ["markdown"]}}})
     assert status == 200 and len(artifacts) == 1, artifacts
