@@ -82,7 +82,7 @@ if system.startswith("spectral_core"):  # which route the cost model chose (prob
     from spectral_core._blocks import local_threads
     from spectral_core._kernel_blocks import choose_cache_budget
     with local_threads(2):
-        extra["kept_C"] = choose_cache_budget(X, est._landmark_set, est._kernel, 2) > 0
+        extra["kept_C"] = choose_cache_budget(X, est._landmark_set, est._kernel) > 0
 import resource
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process's peak
 print(json.dumps({"seconds": seconds, "cpu": cpu, "import": import_seconds,

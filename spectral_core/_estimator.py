@@ -194,11 +194,12 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     Cost: three passes over X, each O(n · m · d) for the kernel plus O(n · m · r) for the
     Gram; the eigenproblems are m × m. Memory: O(block · m + m²) for dask input. For
     in-memory input the n × m kernel C is kept between the passes (one kernel evaluation
-    instead of three) when paging it in costs less than the two kernel passes it saves, as
-    probed once per process on this machine (``spectral_core._costs``), within a quarter of
-    RAM. Setting the ``spectral_core.kernel-cache`` budget (dask config, or the environment
-    variable ``DASK_SPECTRAL_CORE__KERNEL_CACHE``) overrides that: C is then kept whenever it
-    fits, and never with 0.
+    instead of three), within a quarter of RAM, for the nearest-neighbour graph and every
+    kernel but rbf; an rbf C is kept only below 64 MB (above, evaluating the fast kernel in
+    each pass was measured faster than paging C in). Setting the
+    ``spectral_core.kernel-cache`` budget (dask config, or the environment variable
+    ``DASK_SPECTRAL_CORE__KERNEL_CACHE``) overrides that: C is then kept whenever it fits,
+    and never with 0.
 
     References
     ----------
@@ -308,11 +309,10 @@ class SpectralClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                     random_state=seeds["sample_landmarks"],
                 )
             # In-memory data keeps C between the passes (one kernel evaluation instead of
-            # three) when it fits the budget and paging it in costs less than two kernel
-            # passes on this machine; dask input is never gathered into the client.
+            # three) where that pays (choose_cache_budget); dask input is never gathered into
+            # the client.
             with stage_timer("kernel_blocks", timings):
-                budget = 0 if is_dask else choose_cache_budget(
-                    Xb, landmarks, kernel, resolve_n_jobs(p["n_jobs"]))
+                budget = 0 if is_dask else choose_cache_budget(Xb, landmarks, kernel)
                 summary, kept = kernel_blocks(Xb, landmarks, kernel, min_rank=p["n_clusters"],
                                               keep_budget=budget)
             with stage_timer("eigendecompose", timings):

@@ -395,12 +395,12 @@ def kept_kernel_bytes(X: np.ndarray, landmarks: Landmarks, kernel: Kernel) -> in
 def kernel_cache_budget() -> int | None:
     """Bytes of C the estimator may keep: ``dask.config`` key ``spectral_core.kernel-cache``.
 
-    ``None`` when the key is not set: the estimator then keeps C only when that is cheaper
-    than evaluating the kernel in every pass (:func:`spectral_core._costs.keeping_pays`),
-    within a quarter of physical memory. Set it (``dask.config.set`` or the environment
-    variable ``DASK_SPECTRAL_CORE__KERNEL_CACHE``) to a size to keep C whenever it fits, or to
-    ``0`` to evaluate the kernel in every pass. dask is not imported for this: when it has not
-    been imported, only the environment variable can have set the key.
+    ``None`` when the key is not set: the estimator then keeps C by kernel and size
+    (:func:`choose_cache_budget`), within a quarter of physical memory. Set it
+    (``dask.config.set`` or the environment variable ``DASK_SPECTRAL_CORE__KERNEL_CACHE``) to
+    a size to keep C whenever it fits, or to ``0`` to evaluate the kernel in every pass. dask
+    is not imported for this: when it has not been imported, only the environment variable
+    can have set the key.
     """
     if "dask" in sys.modules:
         import dask.config
@@ -427,23 +427,27 @@ def default_cache_budget() -> int:
         return 2**30
 
 
-def choose_cache_budget(X: Any, landmarks: Landmarks, kernel: Kernel, threads: int) -> int:
+#: In-memory rbf fits keep C only up to this size: above it, evaluating the kernel again in
+#: each pass was faster than paging a kept C in, wherever measured (1M × 10 blobs at m = 100
+#: and 500; 200,000 × 300 at m = 500: 4.8-5.3 s recomputing against 6.2 s keeping, fresh
+#: processes on a 2-core AVX2 VM), since the compiled kernel makes a value cost ~2.5 ns.
+KEEP_RBF_BELOW_BYTES = 64 * 2**20
+
+
+def choose_cache_budget(X: Any, landmarks: Landmarks, kernel: Kernel) -> int:
     """The ``keep_budget`` the estimator passes to :func:`kernel_blocks` for in-memory X.
 
-    The configured budget if there is one; otherwise keep C (within a quarter of RAM) only
-    when paging it in costs less than the two kernel passes it saves, from costs probed once
-    per process on this machine (:mod:`spectral_core._costs`).
+    The configured budget if there is one. Otherwise C is kept (within a quarter of RAM) for
+    the landmark graph and every kernel but rbf, whose values cost a neighbour search or many
+    flops each (MNIST's 5-NN graph at m = 500: 3.9-4.1 s keeping, 5.2-5.4 s recomputing);
+    rbf keeps it only when it is small (:data:`KEEP_RBF_BELOW_BYTES`).
     """
-    from ._costs import keeping_pays
-
     budget = kernel_cache_budget()
     if budget is not None:
         return budget
-    need = kept_kernel_bytes(X, landmarks, kernel)
     if kernel.is_graph or kernel.affinity != "rbf":
-        return default_cache_budget()  # other kernels cost more per value than rbf: keep
-    values = X.shape[0] * landmarks.n_landmarks
-    if keeping_pays(values, need // max(values, 1), X.shape[1], landmarks.n_landmarks, threads):
+        return default_cache_budget()
+    if kept_kernel_bytes(X, landmarks, kernel) <= KEEP_RBF_BELOW_BYTES:
         return default_cache_budget()
     return 0
 
