@@ -231,16 +231,9 @@ def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
     return "field metadata or nullability"
 
 
-def read_block(plan: DatasetPlan, block: Block, store: Store, *, with_ids: bool = False):
+def read_block(plan: DatasetPlan, block: Block, store: Store) -> np.ndarray:
     """The feature matrix (rows, d) of one block as float64 (float32 if every column is)."""
-    columns = list(plan.features)
-    if with_ids and plan.id_column:
-        columns.append(plan.id_column)
-    table = _row_groups(plan, block, store, columns)
-    X = _table_to_matrix(table, plan.features)
-    if not with_ids:
-        return X
-    return X, block_ids(plan, block, store, table).to_numpy(zero_copy_only=False)
+    return _table_to_matrix(_row_groups(plan, block, store, plan.features), plan.features)
 
 
 def block_ids(plan: DatasetPlan, block: Block, store: Store,

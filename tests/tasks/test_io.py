@@ -31,7 +31,13 @@ from spectral_pipeline.tasks.checkpoints import (
     retract_manifest,
     write_part,
 )
-from spectral_pipeline.tasks.dataset import check_block, plan_dataset, read_block, resolve_input
+from spectral_pipeline.tasks.dataset import (
+    block_ids,
+    check_block,
+    plan_dataset,
+    read_block,
+    resolve_input,
+)
 from spectral_pipeline.tasks.errors import InputError
 from spectral_pipeline.tasks.job import Block, DatasetPlan
 from spectral_pipeline.tasks.storage import Store, open_store
@@ -405,35 +411,40 @@ def test_read_block_is_float32_when_every_feature_is_float32(tmp_path):
                                         "z": np.array([1.0, 2.0, 3.0])})
 
     plan32 = plan_dataset(f, features=["y", "x"], id_column="id")
-    X32, ids = read_block(plan32, plan32.blocks[0], open_store(plan32.input_url), with_ids=True)
+    X32 = read_block(plan32, plan32.blocks[0], open_store(plan32.input_url))
     plan64 = plan_dataset(f, features=["x", "z"])
     X64 = read_block(plan64, plan64.blocks[0], open_store(plan64.input_url))
 
     assert X32.dtype == np.float32
     np.testing.assert_array_equal(X32, np.column_stack([y, x]))
-    np.testing.assert_array_equal(ids, [7, 8, 9])
+    assert _rows_and_ids(plan32, plan32.blocks[0])[1] == [7, 8, 9]
     assert X64.dtype == np.float64
 
 
-def test_read_block_with_ids_from_the_id_column(tmp_path):
+def _rows_and_ids(plan, block):
+    store = open_store(plan.input_url)
+    return read_block(plan, block, store), block_ids(plan, block, store).to_pylist()
+
+
+def test_block_ids_from_the_id_column(tmp_path):
     _write(tmp_path / "a.parquet", {"key": ["r0", "r1", "r2", "r3", "r4"],
                                     "x": np.arange(5.0)}, row_group_size=2)
     _write(tmp_path / "b.parquet", {"key": ["s0", "s1", "s2"], "x": np.arange(5.0, 8.0)})
     plan = plan_dataset(str(tmp_path), id_column="key", block_size=2)
 
-    got = [read_block(plan, b, open_store(plan.input_url), with_ids=True) for b in plan.blocks]
+    got = [_rows_and_ids(plan, b) for b in plan.blocks]
 
     assert plan.features == ["x"]
     assert [list(ids) for _, ids in got] == [["r0", "r1"], ["r2", "r3"], ["r4"], ["s0", "s1", "s2"]]
     np.testing.assert_array_equal(np.vstack([X for X, _ in got]).ravel(), np.arange(8.0))
 
 
-def test_read_block_with_ids_are_global_row_numbers_without_id_column(tmp_path):
+def test_block_ids_are_global_row_numbers_without_id_column(tmp_path):
     _write(tmp_path / "a.parquet", {"x": np.arange(5.0)}, row_group_size=2)
     _write(tmp_path / "b.parquet", {"x": np.arange(5.0, 8.0)})
     plan = plan_dataset(str(tmp_path), block_size=2)
 
-    got = [read_block(plan, b, open_store(plan.input_url), with_ids=True) for b in plan.blocks]
+    got = [_rows_and_ids(plan, b) for b in plan.blocks]
 
     for X, ids in got:
         np.testing.assert_array_equal(ids, X.ravel())  # x holds the global row number
