@@ -224,11 +224,17 @@ def run_params(dataset, out, **extra):
             "landmarks": "random", **params, **extra}
 
 
+def deployment(server, name="on-demand"):
+    """The served deployment ``spectral-clustering/<name>``, as the REST API describes it."""
+    status, dep = api(f"{server['url']}/deployments/name/spectral-clustering/{name}")
+    assert status == 200, dep
+    return dep
+
+
 def trigger_on_demand(server, dataset, out):
     """Start an on-demand run through the REST API (``create_flow_run``) and wait for it."""
-    status, dep = api(f"{server['url']}/deployments/name/spectral-clustering/on-demand")
-    assert status == 200, dep
-    status, run = api(f"{server['url']}/deployments/{dep['id']}/create_flow_run", "POST",
+    status, run = api(f"{server['url']}/deployments/{deployment(server)['id']}/create_flow_run",
+                      "POST",
                       {"parameters": run_params(dataset, out)})
     assert status == 201, run
     final = wait_for_run(server["url"], run["id"])

@@ -11,15 +11,9 @@ import pytest
 
 from ..clusters import start_cluster, stop_cluster
 from ..docs.examples import block, run_bash, start_bash
-from .conftest import ON_THE_SERVER, api, run_params, wait_for_run
+from .conftest import ON_THE_SERVER, api, deployment, run_params, wait_for_run
 
 pytestmark = [pytest.mark.slow, ON_THE_SERVER]
-
-
-def _deployment_id(server, name):
-    status, dep = api(f"{server['url']}/deployments/name/spectral-clustering/{name}")
-    assert status == 200, dep
-    return dep["id"]
 
 
 def _labels(out):
@@ -27,7 +21,7 @@ def _labels(out):
 
 
 def test_the_schedule_produces_a_run_on_its_own(server, served):
-    dep = _deployment_id(server, "nightly")
+    dep = deployment(server, "nightly")["id"]
     status, body = api(f"{server['url']}/deployments/{dep}")
     assert status == 200 and body["global_concurrency_limit"]["limit"] == 1, body  # no pile-up
     assert body["concurrency_options"]["collision_strategy"] == "CANCEL_NEW", body
@@ -137,7 +131,7 @@ def _library_labels(summary):
 
 
 def test_invalid_parameter_is_rejected_and_no_run_starts(server, served, dataset, tmp_path):
-    dep = _deployment_id(server, "on-demand")
+    dep = deployment(server, "on-demand")["id"]
     count = {"flow_runs": {"deployment_id": {"any_": [dep]}}}
     before = api(f"{server['url']}/flow_runs/count", "POST", count)[1]
     for bad in ({"gamma": -1.0}, {"affinity": "rbff"}, {"n_clusters": 0}):
@@ -199,7 +193,7 @@ def test_run_on_an_existing_dask_cluster_through_the_server(server, served, data
 
     address, procs = start_cluster([{}, {}], server["env"])
     try:
-        dep = _deployment_id(server, "on-demand")
+        dep = deployment(server, "on-demand")["id"]
         params = run_params(dataset, tmp_path / "out", block_size=500)
         params["dask"] = {"address": address}
         status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
@@ -260,7 +254,7 @@ def _run_on(server, deps, dataset, out, log):
 
 
 def test_a_path_outside_the_allowed_roots_is_refused(server, served, dataset, tmp_path):
-    dep = _deployment_id(server, "on-demand")
+    dep = deployment(server, "on-demand")["id"]
     params = run_params(dataset, tmp_path / "out")
     params["input"] = "../../../../etc"
     status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",

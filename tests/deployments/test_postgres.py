@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from .conftest import ON_THE_SERVER, api
+from .conftest import ON_THE_SERVER, api, deployment
 
 pytestmark = [pytest.mark.slow, ON_THE_SERVER]
 
@@ -24,8 +24,7 @@ def test_the_server_keeps_its_deployments_and_runs_in_postgresql(server, served,
                                                                  dataset, tmp_path):
     assert server["setting"].strip() == \
         f"export PREFECT_API_DATABASE_CONNECTION_URL={postgres['url']}"
-    status, dep = api(server["url"] + "/deployments/name/spectral-clustering/on-demand")
-    assert status == 200, dep
+    dep = deployment(server)
     assert _psql(postgres, f"select name from deployment where id = '{dep['id']}'") == \
         "on-demand"
     # A run scheduled far ahead: recorded, and left alone by the runner.

@@ -16,15 +16,9 @@ from spectral_pipeline.flows.params import _order
 from spectral_pipeline.tasks.stages import STAGES
 
 from ..browser import page
-from .conftest import ON_THE_SERVER, api
+from .conftest import ON_THE_SERVER, api, deployment
 
 pytestmark = [pytest.mark.slow, ON_THE_SERVER]
-
-
-def _on_demand(server):
-    status, dep = api(f"{server['url']}/deployments/name/spectral-clustering/on-demand")
-    assert status == 200, dep
-    return dep
 
 
 def _task_runs(server, flow_run_id):
@@ -84,7 +78,7 @@ def test_the_serve_output_has_no_dask_chatter(server, served, on_demand_runs):
 
 def test_the_form_starts_with_what_people_set_and_warns_of_nothing(server, served,
                                                                    tmp_path_factory):
-    dep = _on_demand(server)
+    dep = deployment(server)
     shot = tmp_path_factory.mktemp("shots") / "run-page-form.png"
     with page(f"{server['ui']}/deployments/deployment/{dep['id']}/run") as tab:
         tab.wait_for("[...document.querySelectorAll('button')]"

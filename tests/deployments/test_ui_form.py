@@ -13,7 +13,7 @@ from spectral_pipeline.deployments.serve import RECOMMENDED
 from spectral_pipeline.flows.params import DaskOptions, SpectralParams, _order
 
 from ..browser import dump_dom, page
-from .conftest import ON_THE_SERVER, api, wait_for_run
+from .conftest import ON_THE_SERVER, api, deployment, wait_for_run
 
 pytestmark = [pytest.mark.slow, ON_THE_SERVER]
 
@@ -38,12 +38,6 @@ def _untouched(dep):
     return {**UNTOUCHED, "dask": dask}
 
 
-def _deployment(server):
-    status, dep = api(f"{server['url']}/deployments/name/spectral-clustering/on-demand")
-    assert status == 200, dep
-    return dep
-
-
 def _form_url(server, dep):
     return f"{server['ui']}/deployments/deployment/{dep['id']}/run"
 
@@ -64,7 +58,7 @@ def _text(dom):
 
 def test_every_parameter_has_a_usable_field(server, served):
     # The fields' descriptions are drawn after the form is shown.
-    dom = dump_dom(_form_url(server, _deployment(server)), ready=_FORM_SHOWN, still_s=1.0)
+    dom = dump_dom(_form_url(server, deployment(server)), ready=_FORM_SHOWN, still_s=1.0)
     text = _text(dom)
     assert "Parameters" in text, text[:2000]
     for name in _order():
@@ -91,7 +85,7 @@ def test_every_parameter_has_a_usable_field(server, served):
 
 
 def test_an_out_of_range_value_is_flagged_under_its_field(server, served):
-    dep = _deployment(server)
+    dep = deployment(server)
     before = _runs(server, dep)
     with page(_form_url(server, dep)) as tab:
         _wait_for_the_form(tab, "n_clusters")
@@ -186,7 +180,7 @@ def _type_into(label, value):
 
 
 def test_an_untouched_form_starts_a_run_with_the_defaults(server, served, tmp_path):
-    dep = _deployment(server)
+    dep = deployment(server)
     before = _runs(server, dep)
     out = tmp_path / "out"
     with page(_form_url(server, dep)) as tab:
@@ -212,7 +206,7 @@ def test_an_untouched_form_starts_a_run_with_the_defaults(server, served, tmp_pa
 
 
 def test_the_server_accepts_what_the_form_sends_for_untouched_fields(server, served, tmp_path):
-    dep = _deployment(server)
+    dep = deployment(server)
     # Scheduled far ahead: the server validates and stores it; the runner leaves it alone.
     status, run = api(f"{server['url']}/deployments/{dep['id']}/create_flow_run", "POST", {
         "parameters": {**_untouched(dep), "output_dir": str(tmp_path / "o")},
@@ -234,7 +228,7 @@ def test_the_server_accepts_what_the_form_sends_for_untouched_fields(server, ser
 def test_the_reshaped_fields_take_a_value(server, served, tmp_path):
     """eigen_solver's dropdown, n_init's toggle to a number, gamma's toggle to None (and
     None picked in its dropdown)."""
-    dep = _deployment(server)
+    dep = deployment(server)
     before = _runs(server, dep)
     out = tmp_path / "out"
     with page(_form_url(server, dep)) as tab:
