@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from ._assign import first_appearance_order, fit_rows
-from ._utils import check_random_state, is_dask_array
+from ._utils import check_random_state, is_dask_array, stage_timer
 
 __all__ = ["SpectralEnsemble", "cluster_cooccurrence", "consensus_embedding"]
 
@@ -177,8 +177,12 @@ class SpectralEnsemble(ClusterMixin, BaseEstimator):
                 "landmarks."
             )
         assign_seed = int(rng.randint(np.iinfo(np.int32).max))
-        members = [clone(template).set_params(n_clusters=int(kk), random_state=int(s)).fit(X)
-                   for s, kk in zip(seeds, ks)]
+        members = []
+        for i, (seed, kk) in enumerate(zip(seeds, ks)):
+            # One log line per member (spectral_core's logger, INFO): the long part of a fit.
+            with stage_timer(f"member {i + 1} of {M} ({int(kk)} clusters)"):
+                member = clone(template).set_params(n_clusters=int(kk), random_state=int(seed))
+                members.append(member.fit(X))
         # Each member's labels are 0 .. k_i - 1 (empty clusters simply have no rows).
         if is_dask_array(members[0].labels_):
             import dask.array as da
