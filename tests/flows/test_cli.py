@@ -17,25 +17,6 @@ from spectral_pipeline.flows.params import DaskOptions, SpectralParams
 from .helpers import BIN, cli_env, current_api_url, run_args, run_cli
 
 
-@pytest.mark.slow
-def test_cli_run_end_to_end(blobs_data, tmp_path):
-    """The whole command, as a user types it, with a copy of the report where asked."""
-    data, X, _ = blobs_data
-    out, copy = tmp_path / "out", tmp_path / "elsewhere" / "my-report.html"
-    copy.parent.mkdir()
-    code, stdout, err = run_cli(run_args(data, out, report=copy), cli_env(tmp_path))
-    assert code == 0, err[-3000:]
-    assert "database is locked" not in err
-    for word in ("labels", "summary.json", "clusters", "kernel_blocks", "embed"):
-        assert word in stdout
-    assert copy.read_bytes() == (out / "report.html").read_bytes()
-    assert f"report     {copy}" in stdout
-    assert "suggested  n_clusters = 3 (its eigengap is " in stdout
-    labels = pq.read_table(out / "labels").column("label").to_numpy()
-    clean = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
-    np.testing.assert_array_equal(labels, clean.labels_)
-
-
 def test_help_documents_every_parameter(capsys):
     from spectral_pipeline.flows.cli import main
 
@@ -77,17 +58,27 @@ def test_demo_on_digits(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_with_worker_processes_shares_one_local_server(blobs_data, tmp_path):
-    """--dask-processes: the command starts one Prefect server that every worker uses."""
+def test_cli_run_end_to_end_with_worker_processes_sharing_one_local_server(blobs_data,
+                                                                         tmp_path):
+    """The whole command, as a user types it, with a copy of the report where asked, on the
+    embedded default (no server started by hand) with --dask-processes: the command starts
+    one Prefect server that every worker uses. (The default cluster of threads runs as a
+    command in the README's demo and the documentation's examples.)"""
     data, X, _ = blobs_data
-    out = tmp_path / "out"
-    code, _stdout, err = run_cli(
-        run_args(data, out, "--dask-processes", "--verbose", dask_n_workers=2,
+    out, copy = tmp_path / "out", tmp_path / "elsewhere" / "my-report.html"
+    copy.parent.mkdir()
+    code, stdout, err = run_cli(
+        run_args(data, out, "--dask-processes", "--verbose", report=copy, dask_n_workers=2,
                  dask_threads_per_worker=1),
         cli_env(tmp_path))  # --verbose: Prefect's INFO lines, where a temporary server shows
     assert code == 0, err[-3000:]
     assert "database is locked" not in err
     assert "Starting temporary server" not in err  # no per-process temporary API servers
+    for word in ("labels", "summary.json", "clusters", "kernel_blocks", "embed"):
+        assert word in stdout
+    assert copy.read_bytes() == (out / "report.html").read_bytes()
+    assert f"report     {copy}" in stdout
+    assert "suggested  n_clusters = 3 (its eigengap is " in stdout
     labels = pq.read_table(out / "labels").column("label").to_numpy()
     clean = SpectralClustering(n_clusters=3, gamma=0.1, n_components=50, random_state=0).fit(X)
     np.testing.assert_array_equal(labels, clean.labels_)
