@@ -7,22 +7,17 @@ import re
 
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 
 from spectral_core import SpectralClustering
-from spectral_pipeline.flows.params import SpectralParams
 from spectral_pipeline.flows.spectral import run_spectral
 from spectral_pipeline.tasks.stages import STAGES
 from spectral_pipeline.tasks.summary import all_stages
 
-FEATURES = ["f0", "f1", "f2", "f3"]
+from .conftest import BLOBS_RUN, copy_run
+from .conftest import blobs_params as _params
 
-
-def _params(data, out, **kw):
-    base = dict(input=str(data), output_dir=str(out), feature_columns=FEATURES,
-                id_column="id", block_size=1000, n_clusters=3, gamma=0.1, n_components=50,
-                random_state=0, dask={"n_workers": 1, "threads_per_worker": 2})
-    return SpectralParams(**{**base, **kw})
+#: Several tests read one run of the flow (``blobs_run``), made once on their worker.
+pytestmark = BLOBS_RUN
 
 
 def _labels(out):
@@ -30,25 +25,32 @@ def _labels(out):
     return table.column("id").to_numpy(), table.column("label").to_numpy()
 
 
-@pytest.mark.parametrize(
-    "config",
-    [dict(affinity="rbf", landmarks="random"),
-     dict(affinity="nearest_neighbors", n_neighbors=5, landmarks="kmeans")],
-    ids=["rbf-random", "knn-kmeans"],
-)
-def test_flow_equals_library(blobs_data, tmp_path, config):
+def test_the_default_run_equals_library(blobs_data, blobs_run):
+    """rbf kernel, random landmarks: the flow's defaults (``blobs_run``)."""
+    _, X, _y = blobs_data
+    assert (blobs_run.params.affinity, blobs_run.params.landmarks) == ("rbf", "random")
+    _equals_library(X, blobs_run.params, blobs_run.result, blobs_run.out, *blobs_run.dask_logs)
+
+
+def test_flow_with_knn_and_kmeans_landmarks_equals_library(blobs_data, tmp_path):
     data, X, _y = blobs_data
+    params = _params(data, tmp_path / "out", affinity="nearest_neighbors", n_neighbors=5,
+                     landmarks="kmeans")
     dask_logs = logging.getLogger("distributed").level, os.environ.get(_DASK_LEVEL)
-    result = run_spectral(_params(data, tmp_path / "out", **config))
+    result = run_spectral(params)
+    _equals_library(X, params, result, tmp_path / "out", dask_logs,
+                    (logging.getLogger("distributed").level, os.environ.get(_DASK_LEVEL)))
+
+
+def _equals_library(X, params, result, out, dask_logs_before, dask_logs_after):
     # The run quieted Dask's logs for its cluster only: the process's are as they were.
-    assert (logging.getLogger("distributed").level, os.environ.get(_DASK_LEVEL)) == dask_logs
-    ids, labels = _labels(tmp_path / "out")
+    assert dask_logs_after == dask_logs_before
+    ids, labels = _labels(out)
     np.testing.assert_array_equal(ids, np.arange(X.shape[0]) + 1000)
-    est_params = {k: v for k, v in _params(data, "x", **config).estimator_params().items()}
-    library = SpectralClustering(**est_params).fit(X)
+    library = SpectralClustering(**params.estimator_params()).fit(X)
     np.testing.assert_array_equal(labels, library.labels_)
     np.testing.assert_allclose(result["eigenvalues"], library.eigenvalues_, rtol=1e-9)
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["cluster_sizes"] == np.bincount(library.labels_).tolist()
     assert list(summary["stages"]) == ["sample_landmarks", "kernel_blocks", "eigendecompose",
                                        "embed", "assign_labels"]  # the library's
@@ -80,14 +82,16 @@ def test_the_clusterer_is_fitted_on_the_sample_embed_gathered(blobs_data, tmp_pa
     np.testing.assert_array_equal(sample, U[rows])
 
 
-def test_rerun_is_cached_and_n_clusters_change_reuses_early_stages(blobs_data, tmp_path):
+def test_rerun_is_cached_and_n_clusters_change_reuses_early_stages(blobs_data, blobs_run,
+                                                                   blobs_rerun, tmp_path):
     data, X, _ = blobs_data
-    out = tmp_path / "out"
-    first = run_spectral(_params(data, out))
-    again = run_spectral(_params(data, out))
+    first, again = blobs_run.result, blobs_rerun  # the same run twice, into one folder
     assert {s: v["state"] for s, v in all_stages(again).items()} == dict.fromkeys(
         STAGES, "Cached")
     assert again["cluster_sizes"] == first["cluster_sizes"]
+    # n_clusters changed, in a copy of that folder (write_outputs, keyed by the output's
+    # location, runs there anyway: it does for a new n_clusters too).
+    out = copy_run(blobs_run, tmp_path / "out")
     four = run_spectral(_params(data, out, n_clusters=4))
     states = {s: v["state"] for s, v in all_stages(four).items()}
     assert states == {"validate_input": "Cached", "sample_landmarks": "Cached",
@@ -98,12 +102,13 @@ def test_rerun_is_cached_and_n_clusters_change_reuses_early_stages(blobs_data, t
     np.testing.assert_array_equal(_labels(out)[1], library.labels_)
 
 
-def test_deleted_checkpoint_is_recomputed_not_served_from_cache(blobs_data, tmp_path):
+def test_deleted_checkpoint_is_recomputed_not_served_from_cache(blobs_data, blobs_run,
+                                                               tmp_path):
     import shutil
 
     data, _, _ = blobs_data
-    out = tmp_path / "out"
-    first = run_spectral(_params(data, out))
+    out = copy_run(blobs_run, tmp_path / "out")
+    first = blobs_run.result
     labels_before = _labels(out)[1]
     shutil.rmtree(out / "checkpoints" / first["stages"]["embed"]["key"])
     shutil.rmtree(out / "labels")
@@ -125,13 +130,13 @@ def test_persist_embedding_writes_embedding(blobs_data, tmp_path):
     assert table.column("id").to_pylist()[:3] == [1000, 1001, 1002]
 
 
-def test_corrupt_checkpoint_part_is_detected_and_only_it_recomputed(blobs_data, tmp_path,
-                                                                     caplog):
+def test_corrupt_checkpoint_part_is_detected_and_only_it_recomputed(blobs_data, blobs_run,
+                                                                     tmp_path, caplog):
     import shutil
 
     data, _, _ = blobs_data
-    out = tmp_path / "out"
-    first = run_spectral(_params(data, out))
+    out = copy_run(blobs_run, tmp_path / "out")
+    first = blobs_run.result
     labels_before = _labels(out)[1]
     embed_dir = out / "checkpoints" / first["stages"]["embed"]["key"] / "embed"
     part = embed_dir / "part-000002.parquet"
@@ -153,19 +158,14 @@ def test_corrupt_checkpoint_part_is_detected_and_only_it_recomputed(blobs_data, 
     np.testing.assert_array_equal(_labels(out)[1], labels_before)
 
 
-def test_the_manifest_is_the_only_record_prefect_keeps_no_result(blobs_data, tmp_path):
+def test_the_manifest_is_the_only_record_prefect_keeps_no_result(blobs_run, blobs_rerun):
     """A stage is done when its manifest says so; Prefect persists nothing of its own (no
-    result files in any machine's home directory, nothing unpickled from disk)."""
-    from prefect.settings import get_current_settings
+    result files in any machine's home directory, nothing unpickled from disk): its result
+    storage is as it was before the first run (and every run this worker made since)."""
+    from .conftest import _results_storage
 
-    data, _, _ = blobs_data
-    storage = get_current_settings().results.local_storage_path
-    before = set(storage.rglob("*")) if storage.exists() else set()
-    out = tmp_path / "out"
-    first = run_spectral(_params(data, out))
-    again = run_spectral(_params(data, out))
-    after = set(storage.rglob("*")) if storage.exists() else set()
-    assert after == before
+    out, first, again = blobs_run.out, blobs_run.result, blobs_rerun
+    assert _results_storage() == blobs_run.storage_before
     for stage, info in all_stages(first).items():
         folder = out / "labels" if stage == "write_outputs" else \
             out / "checkpoints" / info["key"] / stage  # the labels dataset's own manifest
@@ -177,7 +177,7 @@ def test_the_manifest_is_the_only_record_prefect_keeps_no_result(blobs_data, tmp
         dict.fromkeys(STAGES, "Cached")
 
 
-def test_each_stage_task_run_waits_for_the_one_before_it(blobs_data, tmp_path):
+def test_each_stage_task_run_waits_for_the_one_before_it(blobs_run):
     """The run's graph in Prefect chains the stages: each stage's task run names, among its
     inputs, the task run of the stage it is declared ``after`` (the edge the UI draws), and
     the report waits for the last stage."""
@@ -190,9 +190,7 @@ def test_each_stage_task_run_waits_for_the_one_before_it(blobs_data, tmp_path):
 
     from spectral_pipeline.tasks.stage import REGISTRY
 
-    data, _, _ = blobs_data
-    run_spectral(_params(data, tmp_path / "out"))
-    flow_run_id = json.loads((tmp_path / "out" / "summary.json").read_text())["flow_run_id"]
+    flow_run_id = blobs_run.summary["flow_run_id"]
 
     async def task_runs():
         async with get_client() as client:

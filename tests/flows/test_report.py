@@ -13,6 +13,7 @@ from spectral_pipeline.flows.params import SpectralParams
 from spectral_pipeline.flows.spectral import run_spectral
 
 from ..browser import near, rgb_pixels, screenshot
+from .conftest import BLOBS_RUN
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 #: matplotlib's first tab10 colours: the report's clusters 0, 1, 2.
@@ -89,12 +90,11 @@ def test_report_has_three_figures_and_summary_suggests_the_true_count(blobs_data
 
 
 @pytest.mark.slow
-def test_report_renders_in_a_real_browser(blobs_data, tmp_path):
-    data, _, _ = blobs_data
-    out = tmp_path / "out"
-    run_spectral(_params(data, out))
+@BLOBS_RUN
+def test_report_renders_in_a_real_browser(blobs_run, tmp_path):
+    """The report of the blobs' default run (tests/flows/conftest.py)."""
     shot = tmp_path / "screenshot.png"
-    screenshot((out / "report.html").as_uri(), shot, tmp_path / "chromium-profile")
+    screenshot((blobs_run.out / "report.html").as_uri(), shot, tmp_path / "chromium-profile")
     from matplotlib import image
 
     assert image.imread(shot).shape[:2] == (1600, 1200)
