@@ -111,6 +111,9 @@ def project(tmp_path_factory):
 
         from prefect import flow
 
+        import spectral_core
+        import tasks.prepare
+        from spectral_pipeline.flows import spectral
         from spectral_pipeline.flows.spectral import spectral_clustering
         from tasks.prepare import list_parts
 
@@ -126,6 +129,9 @@ def project(tmp_path_factory):
 
 
         if __name__ == "__main__":
+            # Where each module came from, then the run's result.
+            print(json.dumps([__file__, tasks.prepare.__file__, spectral_core.__file__,
+                              spectral.__file__]))
             print(json.dumps(segments(sys.argv[1], sys.argv[2])))
         '''))
     X, y = make_blobs(3000, n_features=4, centers=3, cluster_std=0.6, random_state=3)
@@ -167,25 +173,19 @@ def test_users_flows_and_tasks_beside_the_pipeline(installed, project, prefect_s
     root, X = project
     env = _env(root, tmp_path / "home", PREFECT_API_URL=prefect_server.url)
 
-    # One process: the user's packages, the spectral flow, the library; each from its place.
-    where = subprocess.run(
-        [str(python), "-c", "import json, flows.segments, tasks.prepare, spectral_core, "
-         "spectral_pipeline.flows.spectral as s; print(json.dumps([flows.segments.__file__, "
-         "tasks.prepare.__file__, spectral_core.__file__, s.__file__]))"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert where.returncode == 0, where.stderr[-3000:]
-    users, users_tasks, core, pipeline = map(Path, json.loads(where.stdout))
-    assert users.is_relative_to(root) and users_tasks.is_relative_to(root)
-    site = Path(python).parents[1]
-    assert core.is_relative_to(site) and pipeline.is_relative_to(site), (core, pipeline)
-    assert not core.is_relative_to(ROOT) and not pipeline.is_relative_to(ROOT)
-
-    # The spectral flow as a subflow of the user's flow.
+    # One process: the user's packages, the spectral flow, the library, each from its place
+    # (as the user's flow prints them); and the spectral flow as a subflow of the user's flow.
     run = subprocess.run([str(python), "-m", "flows.segments", str(root / "data"),
                           str(tmp_path / "sub")], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert json.loads(run.stdout.strip().splitlines()[-1]) == {"parts": 3, "n_clusters": 3}
+    lines = [line for line in run.stdout.strip().splitlines() if line.startswith(("[", "{"))]
+    users, users_tasks, core, pipeline = map(Path, json.loads(lines[-2]))
+    assert users.is_relative_to(root) and users_tasks.is_relative_to(root)
+    site = Path(python).parents[1]
+    assert core.is_relative_to(site) and pipeline.is_relative_to(site), (core, pipeline)
+    assert not core.is_relative_to(ROOT) and not pipeline.is_relative_to(ROOT)
+    assert json.loads(lines[-1]) == {"parts": 3, "n_clusters": 3}
     clean = _clean_labels(X)
     np.testing.assert_array_equal(
         pq.read_table(tmp_path / "sub" / "labels").column("label").to_numpy(), clean)
