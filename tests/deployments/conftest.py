@@ -13,12 +13,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
 
 from spectral_pipeline.flows.server import free_port
 
+from ..clusters import start_cluster, stop_cluster
 from ..docs.examples import block, start_bash, with_ports
 from ..system import apt_install
 
@@ -231,24 +233,44 @@ def deployment(server, name="on-demand"):
     return dep
 
 
-def trigger_on_demand(server, dataset, out):
+def trigger_on_demand(server, dataset, out, **extra):
     """Start an on-demand run through the REST API (``create_flow_run``) and wait for it."""
     status, run = api(f"{server['url']}/deployments/{deployment(server)['id']}/create_flow_run",
                       "POST",
-                      {"parameters": run_params(dataset, out)})
+                      {"parameters": run_params(dataset, out, **extra)})
     assert status == 201, run
     final = wait_for_run(server["url"], run["id"])
     assert final["state_type"] == "COMPLETED", final["state"]
     return final
 
 
+class OnDemandRuns(NamedTuple):
+    first: dict[str, Any]  # the run on the existing cluster
+    second: dict[str, Any]  # the same run again, every stage reused
+    address: str  # the existing cluster's scheduler
+    executed: dict[str, int]  # tasks each of its workers had run after the first run
+
+
 @pytest.fixture(scope="session")
 def on_demand_runs(server, served, dataset, tmp_path_factory):
-    """An on-demand run triggered through the REST API, then the same run again into the same
-    output folder (it reuses every checkpoint): the runs whose pages, task runs, logs and
-    artifacts the tests read, made once for all of them."""
+    """An on-demand run triggered through the REST API on an existing Dask cluster (a
+    scheduler and two worker processes, its address in the run's ``dask`` parameter), then the
+    same run again into the same output folder on the run's own local cluster (the default;
+    it reuses every checkpoint): the runs whose pages, task runs, logs and artifacts the tests
+    read, made once for all of them. Blocks of 500 rows: 6 parts a pass."""
+    from distributed import Client
+
     out = tmp_path_factory.mktemp("on-demand-runs") / "out"
-    return trigger_on_demand(server, dataset, out), trigger_on_demand(server, dataset, out)
+    address, procs = start_cluster([{}, {}], server["env"])
+    try:
+        first = trigger_on_demand(server, dataset, out, block_size=500,
+                                  dask={"address": address})
+        with Client(address) as client:
+            executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    finally:
+        stop_cluster(procs)
+    second = trigger_on_demand(server, dataset, out, block_size=500)
+    return OnDemandRuns(first, second, address, executed)
 
 
 def wait_for_run(url, run_id, timeout=240):

@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ..clusters import start_cluster, stop_cluster
 from ..docs.examples import block, run_bash, start_bash
 from .conftest import ON_THE_SERVER, api, deployment, run_params, wait_for_run
 
@@ -44,7 +43,7 @@ def test_the_schedule_produces_a_run_on_its_own(server, served):
 
 
 def test_trigger_on_demand_through_the_rest_api(server, dataset, on_demand_runs):
-    run, _ = on_demand_runs  # triggered with create_flow_run, completed
+    run = on_demand_runs.first  # triggered with create_flow_run, completed
     np.testing.assert_array_equal(_labels(Path(run["parameters"]["output_dir"])), dataset[2])
     # One run page: no subflow; the stage task runs, their logs, the progress artifacts and
     # the summary all belong to the run the user triggered.
@@ -188,26 +187,15 @@ def test_cli_trigger_failure_then_retry_resumes(server, served):
     np.testing.assert_array_equal(_labels(out), _library_labels(summary))
 
 
-def test_run_on_an_existing_dask_cluster_through_the_server(server, served, dataset, tmp_path):
-    from distributed import Client
-
-    address, procs = start_cluster([{}, {}], server["env"])
-    try:
-        dep = deployment(server, "on-demand")["id"]
-        params = run_params(dataset, tmp_path / "out", block_size=500)
-        params["dask"] = {"address": address}
-        status, run = api(f"{server['url']}/deployments/{dep}/create_flow_run", "POST",
-                          {"parameters": params})
-        assert status == 201, run
-        assert wait_for_run(server["url"], run["id"])["state_type"] == "COMPLETED"
-        np.testing.assert_array_equal(_labels(tmp_path / "out"), dataset[2])
-        with Client(address) as client:
-            executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
-        # The block passes ran on this cluster: 3,000 rows in blocks of 500 are 6 parts a
-        # pass. (Which worker takes which part is the Dask scheduler's choice.)
-        assert len(executed) == 2 and sum(executed.values()) >= 6, executed
-    finally:
-        stop_cluster(procs)
+def test_run_on_an_existing_dask_cluster_through_the_server(dataset, on_demand_runs):
+    """The first on-demand run (tests/deployments/conftest.py) ran on a scheduler and two
+    worker processes started beforehand, its address in the run's ``dask`` parameter."""
+    run, executed = on_demand_runs.first, on_demand_runs.executed
+    assert run["parameters"]["dask"]["address"] == on_demand_runs.address
+    np.testing.assert_array_equal(_labels(Path(run["parameters"]["output_dir"])), dataset[2])
+    # The block passes ran on this cluster: 3,000 rows in blocks of 500 are 6 parts a pass.
+    # (Which worker takes which part is the Dask scheduler's choice.)
+    assert len(executed) == 2 and sum(executed.values()) >= 6, executed
 
 
 def test_work_pool_deployments_from_prefect_yaml(server, dataset, tmp_path):

@@ -29,7 +29,7 @@ def _task_runs(server, flow_run_id):
 
 
 def test_the_run_graph_is_the_chain_of_stages(server, on_demand_runs, tmp_path_factory):
-    first, _ = on_demand_runs
+    first = on_demand_runs.first
     runs = {run["name"].rsplit("-", 1)[0]: run for run in _task_runs(server, first["id"])}
     stages = list(STAGES)
     assert stages[0] == "validate_input" and stages[-1] == "write_outputs", stages
@@ -55,7 +55,7 @@ def test_the_run_graph_is_the_chain_of_stages(server, on_demand_runs, tmp_path_f
 
 
 def test_a_rerun_reads_cached_everywhere(server, on_demand_runs):
-    _, second = on_demand_runs
+    second = on_demand_runs.second
     runs = _task_runs(server, second["id"])
     states = {run["name"].rsplit("-", 1)[0]: run["state"]["name"] for run in runs}
     for name in STAGES:
@@ -110,7 +110,7 @@ def _logs(server, flow_run_id):
 
 def test_the_stage_table_lists_every_stage_with_the_logs_part_counts(server, on_demand_runs,
                                                                      tmp_path_factory):
-    first, _ = on_demand_runs
+    first = on_demand_runs.first
     status, artifacts = api(f"{server['url']}/artifacts/filter", "POST", {
         "artifacts": {"flow_run_id": {"any_": [first["id"]]}, "type": {"any_": ["markdown"]}}})
     assert status == 200 and len(artifacts) == 1, artifacts
