@@ -76,24 +76,6 @@ def _labels(url):
     return table["id"].to_numpy(), table["label"].to_numpy()
 
 
-def test_the_flow_on_s3_equals_the_library_and_the_local_run(s3_env, s3_data, blobs_data,
-                                                              tmp_path):
-    prefix, X = s3_data
-    run_spectral(_params(prefix + "/data", prefix + "/out", persist_embedding=True))
-    ids, labels = _labels(prefix + "/out")
-    np.testing.assert_array_equal(ids, np.arange(X.shape[0]) + 1000)
-    np.testing.assert_array_equal(labels, _library(X).labels_)
-    run_spectral(_params(str(blobs_data[0]), str(tmp_path / "local")))
-    np.testing.assert_array_equal(labels, _labels(str(tmp_path / "local"))[1])
-    embedding = pd.read_parquet(prefix + "/out/embedding")
-    assert list(embedding.columns) == ["id", "u_0", "u_1", "u_2"]
-    key = prefix.split("/", 3)[3]
-    written = s3_env.keys(f"{key}/out/")
-    assert f"{key}/out/labels/_SUCCESS.json" in written
-    assert f"{key}/out/summary.json" in written
-    assert not [k for k in written if k.endswith(".tmp")]
-
-
 def test_sigkill_mid_embed_on_s3_then_rerun_resumes(s3, s3_data, tmp_path):
     prefix, X = s3_data
     out = prefix + "/out"
@@ -170,11 +152,13 @@ def _outside(directory, *paths):
     return not any(Path(p).resolve().is_relative_to(Path(directory).resolve()) for p in paths)
 
 
-def test_workers_that_share_no_disk_run_the_flow_through_s3(s3_env, s3_data, blobs_data,
-                                                           tmp_path, tmp_path_factory):
-    """A scheduler and two workers, each with an empty private tmpfs over this session's
-    temporary directories (and over /tmp itself unless the interpreter or the checkout lives
-    there) and over Prefect's home: the only thing they share with this process is S3."""
+def test_the_flow_on_s3_on_workers_that_share_no_disk_equals_the_library_and_a_local_run(
+        s3_env, s3_data, blobs_data, tmp_path, tmp_path_factory):
+    """The flow with its input, checkpoints and outputs (the embedding too) in S3, run by a
+    scheduler and two workers, each with an empty private tmpfs over this session's temporary
+    directories (and over /tmp itself unless the interpreter or the checkout lives there) and
+    over Prefect's home: the only thing they share with this process is S3. Its labels are
+    the library's and those of the same run on local disk."""
     from distributed import Client
 
     prefix, X = s3_data
@@ -185,20 +169,32 @@ def test_workers_that_share_no_disk_run_the_flow_through_s3(s3_env, s3_data, blo
         hidden.insert(0, "/tmp")
     address, procs = start_cluster([{}, {}], env, private_dirs=hidden)
     try:
-        run_spectral(_params(prefix + "/data", prefix + "/out",
-                                    dask={"address": address}))
+        run_spectral(_params(prefix + "/data", prefix + "/out", persist_embedding=True,
+                             dask={"address": address}))
         with Client(address) as client:
             executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
             local = [str(tmp_path), str(blobs_data[0])]  # where a local run would look
             seen = client.run(lambda: [os.path.exists(p) for p in local])
     finally:
         stop_cluster(procs)
-    np.testing.assert_array_equal(_labels(prefix + "/out")[1], _library(X).labels_)
+    ids, labels = _labels(prefix + "/out")
+    np.testing.assert_array_equal(ids, np.arange(X.shape[0]) + 1000)
+    np.testing.assert_array_equal(labels, _library(X).labels_)
     # The block passes ran on the two workers: 6,000 rows in blocks of 1,500 are 4 parts a
     # pass. (Which worker takes which part is the Dask scheduler's choice, not the flow's.)
     assert len(executed) == 2 and sum(executed.values()) >= 4, executed
     assert all(os.path.exists(p) for p in local)  # here they exist; on the workers they don't
     assert seen and not any(any(found) for found in seen.values()), seen
+    embedding = pd.read_parquet(prefix + "/out/embedding")
+    assert list(embedding.columns) == ["id", "u_0", "u_1", "u_2"]
+    key = prefix.split("/", 3)[3]
+    written = s3_env.keys(f"{key}/out/")
+    assert f"{key}/out/labels/_SUCCESS.json" in written
+    assert f"{key}/out/summary.json" in written
+    assert not [k for k in written if k.endswith(".tmp")]
+    # The same run on local disk, in this process's own cluster.
+    run_spectral(_params(str(blobs_data[0]), str(tmp_path / "local")))
+    np.testing.assert_array_equal(labels, _labels(str(tmp_path / "local"))[1])
 
 
 def test_the_docs_s3_command_against_an_s3_server(s3, tmp_path):
