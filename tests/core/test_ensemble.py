@@ -101,7 +101,7 @@ def test_an_empty_member_cluster_is_left_out():
 
 @pytest.fixture(scope="module")
 def blobs():
-    return make_blobs(3000, centers=5, cluster_std=0.6, random_state=3)
+    return make_blobs(1500, centers=5, cluster_std=0.6, random_state=3)
 
 
 def _member(m=60):
@@ -115,11 +115,11 @@ def test_blobs_are_recovered_exactly(blobs, member_n_clusters):
     ens = SpectralEnsemble(5, estimator=_member(), n_members=4,
                            member_n_clusters=member_n_clusters, n_init=2, random_state=0).fit(X)
     assert adjusted_rand_score(y, ens.labels_) == 1.0
-    assert ens.member_labels_.shape == (3000, 4)
+    assert ens.member_labels_.shape == (1500, 4)
     low, high = {"auto": (10, 30), None: (5, 5), 8: (8, 8), (5, 9): (5, 9)}[member_n_clusters]
     assert all(low <= m.n_clusters <= high for m in ens.members_)
     np.testing.assert_array_equal(ens.predict(X), ens.labels_)
-    # What the consensus maximizes, recomputed with scikit-learn on every row (3,000 rows:
+    # What the consensus maximizes, recomputed with scikit-learn on every row (1,500 rows:
     # all of them are the k-means' sample).
     agreement = np.mean([normalized_mutual_info_score(ens.labels_, ens.member_labels_[:, j])
                          for j in range(4)])
@@ -161,7 +161,7 @@ def test_dask_input_gives_the_numpy_labels(blobs):
     X, _ = blobs
     ens = SpectralEnsemble(5, estimator=_member(), n_members=3, n_init=2, random_state=1)
     expected = clone(ens).fit(X).labels_
-    got = ens.fit(da.from_array(X, chunks=(1000, 2)))
+    got = ens.fit(da.from_array(X, chunks=(500, 2)))
     assert isinstance(got.labels_, da.Array)
     np.testing.assert_array_equal(got.labels_.compute(), expected)
 
