@@ -178,7 +178,7 @@ class SpectralEnsemble(ClusterMixin, BaseEstimator):
             )
         assign_seed = int(rng.randint(np.iinfo(np.int32).max))
         members = []
-        for i, (seed, kk) in enumerate(zip(seeds, ks)):
+        for i, (seed, kk) in enumerate(zip(seeds, ks, strict=True)):
             # One log line per member (spectral_core's logger, INFO): the long part of a fit.
             with stage_timer(f"member {i + 1} of {M} ({int(kk)} clusters)"):
                 member = clone(template).set_params(n_clusters=int(kk), random_state=int(seed))
@@ -249,7 +249,7 @@ class SpectralEnsemble(ClusterMixin, BaseEstimator):
                 f"with n_clusters and random_state parameters (a SpectralClustering). Got "
                 f"{self.estimator!r} instead."
             )
-        low, high = self._member_range(k)
+        _, high = self._member_range(k)
         if M * high < k:
             raise ValueError(
                 f"{M} members of at most {high} clusters cannot make {k} consensus clusters: "
