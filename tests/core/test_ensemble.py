@@ -186,6 +186,7 @@ def test_the_default_members_are_the_recommended_configuration(blobs):
     ({"member_n_clusters": "many"}, TypeError, "None, an int or a pair of ints"),
     ({"member_n_clusters": 2, "n_members": 2}, ValueError, "cannot make 5 consensus clusters"),
     ({"member_n_clusters": 61}, ValueError, "n_components=60 landmarks"),
+    ({"member_n_clusters": (10, 61)}, ValueError, "up to 61 clusters per member"),
     ({"estimator": object()}, TypeError, "'estimator' parameter of SpectralEnsemble"),
 ])
 def test_bad_parameters_are_refused_before_any_member_is_fitted(params, error, words):
