@@ -280,5 +280,5 @@ def wait_for_run(url, run_id, timeout=240):
         assert status == 200, run
         if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return run
-        time.sleep(1)
+        time.sleep(0.25)  # a run's end is seen ~0.4 s sooner on average than at 1 s
     raise AssertionError(f"flow run {run_id} still {run['state_type']} after {timeout} s")

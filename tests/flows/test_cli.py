@@ -375,3 +375,23 @@ def test_too_few_rows_for_the_default_n_components_names_it(tmp_path):
     assert refusal_line(refused.value, values) == (
         "--n-components (default 100): must be < the input's 10 rows (it is the number of "
         "landmark rows); use a value in [5, 9] (at least --n-clusters 5).")
+
+
+def test_flow_runs_on_the_commands_own_server_send_no_heartbeats():
+    """On its own server the command turns Prefect's flow-run heartbeats off (nobody reads
+    them there, and they hold the end of each run up to a second); a configured server keeps
+    Prefect's setting (its default, 180 s)."""
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    from spectral_pipeline.flows.running import _no_heartbeats
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 180}):
+        with _no_heartbeats(own_server=True):
+            assert get_current_settings().flows.heartbeat_frequency is None
+        with _no_heartbeats(own_server=False):
+            assert get_current_settings().flows.heartbeat_frequency == 180
+        assert get_current_settings().flows.heartbeat_frequency == 180
