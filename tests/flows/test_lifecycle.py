@@ -121,3 +121,21 @@ def test_the_commands_server_moves_to_another_port_if_its_port_is_taken(tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     taken, used = map(int, done.stdout.split())
     assert used != taken
+
+
+@pytest.mark.slow
+def test_the_commands_server_runs_none_of_the_services_a_lasting_server_needs(prefect_server):
+    """The command's server (this worker's is one, started the same way) runs without the
+    services that act on automations, workers, pauses, cancellations and leases, and still
+    records runs (every flow test of this worker runs against it)."""
+    from spectral_pipeline.flows.server import IDLE_SERVICES
+
+    from .. import conftest
+
+    server = psutil.Process(conftest._SERVER.proc.pid)
+    tree = [server, *server.children(recursive=True)]
+    python = next(p for p in tree if "server start" in _cmdline(p))
+    env = python.environ()
+    assert IDLE_SERVICES and all(env[f"PREFECT_SERVER_SERVICES_{name}_ENABLED"] == "false"
+                                 for name in IDLE_SERVICES), env
+    assert "--no-scheduler" in python.cmdline() and "--no-ui" in python.cmdline()
