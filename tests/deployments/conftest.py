@@ -202,7 +202,10 @@ def served(server, dataset, tmp_path_factory):
            "SPECTRAL_NIGHTLY_OUTPUT": str(work / "nightly"), "SPECTRAL_NIGHTLY_INTERVAL": "8",
            "SPECTRAL_ON_DEMAND_INPUT": str(dataset[0]),
            "SPECTRAL_ON_DEMAND_OUTPUT": str(work / "on-demand"),
-           "SPECTRAL_INJECT_FAULT": f"@{fault}", "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+           "SPECTRAL_INJECT_FAULT": f"@{fault}",
+           # It asks for due runs every second (Prefect's default is 10 s): a triggered run
+           # starts without waiting.
+           "PREFECT_RUNNER_POLL_FREQUENCY": "1",
            # Paths in parameters must resolve inside pytest's temporary directory.
            "SPECTRAL_ALLOWED_ROOTS": str(tmp_path_factory.getbasetemp())}
     proc = start_bash(block("ops-serve"), cwd=work, env=env, log=open(work / "serve.log", "w"))
