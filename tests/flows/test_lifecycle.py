@@ -41,15 +41,15 @@ def _gone(proc):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [0, 2], ids=["threads", "processes"])
-def test_run_listens_on_loopback_only_and_a_sigkill_leaves_nothing(blobs_data, tmp_path,
-                                                                   workers):
+def test_run_listens_on_loopback_only_and_a_sigkill_leaves_nothing(blobs_data, tmp_path):
     data, _, _ = blobs_data
-    # The command starts its own Prefect server and Dask cluster: by default one worker of
-    # threads in the command's process (the scheduler talks in-process, the dashboard
-    # listens), or worker processes. Small blocks make the run last long enough to look at.
+    # The command starts its own Prefect server and Dask cluster, here of worker processes:
+    # the scheduler and its dashboard listen in the command's process, each worker in its
+    # own. (The default cluster, threads in the command's process, is the next test's.)
+    # Small blocks make the run last long enough to look at.
+    workers = 2
     cluster = ["--dask-processes", "--dask-n-workers", str(workers),
-               "--dask-threads-per-worker", "1"] if workers else []
+               "--dask-threads-per-worker", "1"]
     cli = subprocess.Popen(
         [str(BIN / "spectral-flow"), *run_args(data, tmp_path / "out", *cluster, block_size=10)],
         env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -94,6 +94,31 @@ def test_run_listens_on_loopback_only_and_a_sigkill_leaves_nothing(blobs_data, t
                 proc.kill()
             except psutil.Error:
                 pass
+
+
+def test_the_default_cluster_of_threads_listens_on_loopback_only():
+    """The default cluster (threads in the run's process: the scheduler talks in-process)
+    opens one listening socket, its dashboard: on 127.0.0.1 and not on Dask's fixed 8787.
+    Started here with the settings the flow's runner gives it; what the command adds around
+    it (its server, and that a SIGKILL takes both down) is the test above."""
+    import distributed
+
+    from spectral_pipeline.flows.params import DaskOptions
+    from spectral_pipeline.flows.runner import cluster_settings
+
+    options = DaskOptions()
+    assert options.in_this_process
+    settings = cluster_settings(options)
+    assert settings["cluster_class"] == "distributed.LocalCluster"
+    me = psutil.Process()
+    before = set(_listening([me]))
+    with distributed.LocalCluster(**settings["cluster_kwargs"]) as cluster, \
+            distributed.Client(cluster) as client:
+        assert client.submit(sum, [1, 2]).result() == 3
+        opened = set(_listening([me])) - before
+    assert opened, "the dashboard listens"
+    assert all(ip in ("127.0.0.1", "::1") for _, ip, _ in opened), opened
+    assert 8787 not in {port for _, _, port in opened}, opened
 
 
 _TAKEN_PORT = r"""
