@@ -195,11 +195,12 @@ def served(server, dataset, tmp_path_factory):
     """The operations page's `ops-serve` example (`python -m
     spectral_pipeline.deployments.serve`), started outside the checkout (the deployments name
     the flow by its module), configured through the environment as the page says; its
-    nightly runs every 8 s (a run that outlasts that interval cancels the next, CANCEL_NEW)."""
+    nightly runs every 4 s (a run that outlasts that interval cancels the next, CANCEL_NEW:
+    the first run is due sooner, and the ones due while it runs are cancelled, not run)."""
     work = tmp_path_factory.mktemp("serve")
     fault = work / "fault"
     env = {**server["env"], "SPECTRAL_NIGHTLY_INPUT": str(dataset[0]),
-           "SPECTRAL_NIGHTLY_OUTPUT": str(work / "nightly"), "SPECTRAL_NIGHTLY_INTERVAL": "8",
+           "SPECTRAL_NIGHTLY_OUTPUT": str(work / "nightly"), "SPECTRAL_NIGHTLY_INTERVAL": "4",
            "SPECTRAL_ON_DEMAND_INPUT": str(dataset[0]),
            "SPECTRAL_ON_DEMAND_OUTPUT": str(work / "on-demand"),
            "SPECTRAL_INJECT_FAULT": f"@{fault}",

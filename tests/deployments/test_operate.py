@@ -36,7 +36,7 @@ def test_the_schedule_produces_a_run_on_its_own(server, served):
     else:
         raise AssertionError("no scheduled run completed: " + served["log"].read_text()[-3000:])
     assert (served["work"] / "nightly" / "labels" / "_SUCCESS.json").exists()
-    # Paused now that it has proved itself: a run every 8 s would load the machine under the
+    # Paused now that it has proved itself: a run every 4 s would load the machine under the
     # tests that follow.
     status, _ = api(f"{server['url']}/deployments/{dep}/pause_deployment", "POST")
     assert status in (200, 204), status
