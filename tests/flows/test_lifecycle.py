@@ -4,9 +4,7 @@ and no process once it is SIGKILLed (as the OOM killer or a batch scheduler woul
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -121,31 +119,30 @@ def test_the_default_cluster_of_threads_listens_on_loopback_only():
     assert 8787 not in {port for _, _, port in opened}, opened
 
 
-_TAKEN_PORT = r"""
-import socket, sys
-from spectral_pipeline.flows.server import LocalServer
-
-taken = socket.socket()
-taken.bind(("127.0.0.1", 0))
-taken.listen()
-server = LocalServer(port=taken.getsockname()[1]).launch()
-server.wait()
-print(taken.getsockname()[1], server.port)
-server.stop()
-"""
-
-
 @pytest.mark.slow
-def test_the_commands_server_moves_to_another_port_if_its_port_is_taken(tmp_path):
+def test_the_commands_server_moves_to_another_port_if_its_port_is_taken(tmp_path, monkeypatch):
     """The free port the command picked can be taken before its server binds it (another
     process, an outgoing connection): the server is started again on another one."""
-    env = cli_env(tmp_path)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    done = subprocess.run([sys.executable, "-c", _TAKEN_PORT], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    taken, used = map(int, done.stdout.split())
-    assert used != taken
+    import socket
+    import urllib.request
+
+    from spectral_pipeline.flows.server import LocalServer
+
+    from .. import conftest
+
+    # As the command would start it: in a PREFECT_HOME of its own, no API configured.
+    monkeypatch.setenv("PREFECT_HOME", str(conftest.migrated_prefect_home(tmp_path / "home")))
+    monkeypatch.delenv("PREFECT_API_URL")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        server = LocalServer(port=port).launch()
+        try:
+            server.wait()
+            with urllib.request.urlopen(server.url + "/health", timeout=10) as answer:
+                assert answer.status == 200
+        finally:
+            server.stop()
+    assert server.port != port
 
 
 @pytest.mark.slow
