@@ -90,7 +90,7 @@ def wait_healthy(url, proc, log_path, timeout=180.0):
                 return
         except OSError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.2)
     stop(proc)
     pytest.fail("prefect server did not start: " + log_path.read_text()[-3000:])
 
@@ -216,7 +216,7 @@ def served(server, dataset, tmp_path_factory):
         if status == 200:
             break
         assert proc.poll() is None, (work / "serve.log").read_text()[-3000:]
-        time.sleep(1)
+        time.sleep(0.25)
     yield {"work": work, "fault": fault, "log": work / "serve.log"}
     stop(proc)
 
