@@ -22,7 +22,9 @@ from spectral_pipeline.flows.spectral import run_spectral
 from ..clusters import ROOT, start_cluster, stop_cluster
 from .helpers import cli_env, current_api_url, run_args, run_cli
 
-pytestmark = pytest.mark.slow
+#: One SeaweedFS server for the module (it takes 3-9 s to start): its tests go to one
+#: pytest-xdist worker, which starts it once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("s3-server")]
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 
