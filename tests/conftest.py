@@ -101,17 +101,16 @@ def prefect_server(tmp_path_factory):
     (``tests/flows/helpers.cli_env``); the README's demo test keeps a truly fresh home.
     """
     global PREFECT_HOME_TEMPLATE
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from spectral_pipeline.flows.running import _no_heartbeats
 
     assert _SERVER is not None, "launched at the end of collection for tests that use it"
     server = _SERVER.wait()
     PREFECT_HOME_TEMPLATE = tmp_path_factory.mktemp("prefect-home-template")
     _copy_home(Path(os.environ["PREFECT_HOME"]), PREFECT_HOME_TEMPLATE)
     # The flows run in this process send no heartbeats, as `spectral-flow run` on its own
-    # server does not (flows/running.py): Prefect's heartbeat thread sleeps in steps of one
-    # second that the end of every run waits out (~1 s a run; a refused input's run takes
-    # 0.2 s without). The commands and deployments these tests start keep Prefect's default.
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    # server sends none (the same switch): Prefect's heartbeat thread holds the end of every
+    # run up to a second. The commands and deployments these tests start keep the default.
+    with _no_heartbeats(own_server=True):
         yield server
 
 

@@ -45,15 +45,15 @@ def test_run_listens_on_loopback_only_and_a_sigkill_leaves_nothing(blobs_data, t
     # the scheduler and its dashboard listen in the command's process, each worker in its
     # own. (The default cluster, threads in the command's process, is the next test's.)
     # Small blocks make the run last long enough to look at.
-    workers = 2
-    cluster = ["--dask-processes", "--dask-n-workers", str(workers),
+    n_workers = 2
+    cluster = ["--dask-processes", "--dask-n-workers", str(n_workers),
                "--dask-threads-per-worker", "1"]
     cli = subprocess.Popen(
         [str(BIN / "spectral-flow"), *run_args(data, tmp_path / "out", *cluster, block_size=10)],
         env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True)
     root = psutil.Process(cli.pid)
-    server, workers, workers_wanted = [], [], workers
+    server, workers = [], []
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -67,7 +67,7 @@ def test_run_listens_on_loopback_only_and_a_sigkill_leaves_nothing(blobs_data, t
             pids = {pid for pid, _, _ in listening}
             # Up: the server listens, the command listens (dashboard, and the scheduler when
             # workers are processes) and so does every worker process.
-            if (server and len(workers) == workers_wanted and server[0].pid in pids
+            if (server and len(workers) == n_workers and server[0].pid in pids
                     and cli.pid in pids and pids >= worker_pids):
                 break
             time.sleep(0.2)
