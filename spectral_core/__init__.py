@@ -24,7 +24,8 @@ _LAZY = {
     "EigenResult": "_eigen", "eigendecompose": "_eigen", "eigengap_n_clusters": "_eigen",
     "embedding_width": "_eigen", "spectrum_size": "_eigen",
     "embed": "_embed",
-    "SpectralEnsemble": "_ensemble", "cluster_cooccurrence": "_ensemble",
+    "ConsensusKMeans": "_ensemble", "SpectralEnsemble": "_ensemble",
+    "cluster_cooccurrence": "_ensemble",
     "consensus_embedding": "_ensemble",
     "NClustersSuggestion": "_suggest", "suggest_n_clusters": "_suggest",
     "STAGES": "_utils", "SpectralClustering": "_estimator", "stage_seeds": "_utils",
@@ -46,7 +47,12 @@ if TYPE_CHECKING:  # for type checkers and linters; at run time see __getattr__
         spectrum_size,
     )
     from ._embed import embed
-    from ._ensemble import SpectralEnsemble, cluster_cooccurrence, consensus_embedding
+    from ._ensemble import (
+        ConsensusKMeans,
+        SpectralEnsemble,
+        cluster_cooccurrence,
+        consensus_embedding,
+    )
     from ._estimator import SpectralClustering
     from ._kernel_blocks import KeptKernel, KernelSummary, kernel_blocks
     from ._kernels import AFFINITIES, Kernel, make_kernel
@@ -78,6 +84,7 @@ __all__ = [
     "AFFINITIES",
     "STAGES",
     "ClusterQR",
+    "ConsensusKMeans",
     "DegenerateKernelWarning",
     "DegreeClippingWarning",
     "Discretize",

@@ -172,8 +172,9 @@ def make_assigner(
     Parameters
     ----------
     assign_labels : str or estimator
-        ``'kmeans'``, ``'sklearn-kmeans'``, ``'discretize'``, ``'cluster_qr'`` or a
-        clusterer instance (cloned).
+        ``'kmeans'``, ``'sklearn-kmeans'``, ``'discretize'``, ``'cluster_qr'``,
+        ``'consensus'`` (:class:`~spectral_core.ConsensusKMeans`) or a clusterer instance
+        (cloned).
     n_clusters : int
         Number of clusters.
     n_init : 'auto' or int, default='auto'
@@ -209,6 +210,11 @@ def make_assigner(
             return Discretize(n_clusters=n_clusters, random_state=random_state)
         if assign_labels == "cluster_qr":
             return ClusterQR(n_clusters=n_clusters)
+        if assign_labels == "consensus":
+            from ._ensemble import ConsensusKMeans
+
+            return ConsensusKMeans(n_clusters, random_state=random_state,
+                                   **({} if n_init == "auto" else {"n_init": n_init}))
         raise ValueError(f"Unknown assign_labels {assign_labels!r}.")
     assigner = clone(assign_labels)
     own = assigner.get_params(deep=False)
@@ -293,7 +299,7 @@ def assign_labels(
         assigner) is fitted on a uniform sample of that many rows (:func:`fit_rows`), and
         every row is labelled by ``predict``.
     n_clusters : int
-    assigner : {'kmeans', 'sklearn-kmeans', 'discretize', 'cluster_qr'} or estimator
+    assigner : {'kmeans', 'sklearn-kmeans', 'discretize', 'cluster_qr', 'consensus'} or estimator
         A clusterer instance is cloned, given ``n_clusters`` (and ``random_state`` when it has
         one left at None) and ``kmeans_params``; the argument itself is never modified.
     n_init, kmeans_params, random_state

@@ -18,6 +18,10 @@ from ._utils import check_random_state
 #: (see :func:`embedding_width`).
 GRAPH_EXTRA_EIGENVECTORS = 2
 
+#: ``assign_labels='consensus'`` members draw up to this many times ``n_clusters`` clusters,
+#: each reading ``GRAPH_EXTRA_EIGENVECTORS`` more columns (:class:`~spectral_core.ConsensusKMeans`).
+CONSENSUS_MAX_FACTOR = 6
+
 #: The fewest leading eigenvalues :func:`eigendecompose` reports in ``EigenResult.spectrum``
 #: (when the rank allows): enough to see a gap past the embedding for any ``n_clusters`` a
 #: person would try by eye.
@@ -154,7 +158,8 @@ def _check_spectrum(eigenvalues: ArrayLike, where: str, name: str = "spectrum", 
     return values
 
 
-def embedding_width(affinity: str, n_clusters: int, rank: int) -> int:
+def embedding_width(affinity: str, n_clusters: int, rank: int,
+                    assign_labels: object = "kmeans") -> int:
     """Columns of the embedding: the top eigenvectors of Â = D^{-1/2} K̂ D^{-1/2} it keeps.
 
     For the landmark k-NN graph (``'nearest_neighbors'``) the top ``n_clusters + 2``: the top
@@ -165,7 +170,9 @@ def embedding_width(affinity: str, n_clusters: int, rank: int) -> int:
     parts the eigenvalue 1 is repeated, and dropping one vector of that eigenspace loses a
     cluster (two moons: ARI 1.0 → 0.3). For the kernel affinities the wider embedding
     measured no gain, so they keep the top ``n_clusters``, as dask-ml and scikit-learn do.
-    Capped by the rank r of the approximation.
+    With ``assign_labels='consensus'`` the top ``6 · n_clusters + 2`` for any affinity: its
+    members of up to 6 · n_clusters clusters each read their own ``k_i + 2`` leading columns
+    (:class:`~spectral_core.ConsensusKMeans`). Capped by the rank r of the approximation.
 
     Parameters
     ----------
@@ -175,6 +182,8 @@ def embedding_width(affinity: str, n_clusters: int, rank: int) -> int:
         Number of clusters.
     rank : int
         Rank r of the Nyström approximation.
+    assign_labels : str or estimator, default='kmeans'
+        The estimator's ``assign_labels``: only ``'consensus'`` changes the width.
 
     Returns
     -------
@@ -185,7 +194,11 @@ def embedding_width(affinity: str, n_clusters: int, rank: int) -> int:
     >>> from spectral_core import embedding_width
     >>> embedding_width("nearest_neighbors", 10, 500), embedding_width("rbf", 10, 500)
     (12, 10)
+    >>> embedding_width("nearest_neighbors", 10, 500, "consensus")
+    62
     """
+    if isinstance(assign_labels, str) and assign_labels == "consensus":
+        return min(CONSENSUS_MAX_FACTOR * n_clusters + GRAPH_EXTRA_EIGENVECTORS, rank)
     if affinity == "nearest_neighbors":
         return min(n_clusters + GRAPH_EXTRA_EIGENVECTORS, rank)
     return n_clusters
@@ -232,6 +245,7 @@ def eigendecompose(
     eigen_solver: str | None = None,
     eigen_tol: float = 0.0,
     random_state: int | np.random.RandomState | None = None,
+    n_spectrum: int | None = None,
 ) -> EigenResult:
     """Stage 3: the top ``n_vectors`` eigenpairs of G, and the projection P.
 
@@ -250,12 +264,17 @@ def eigendecompose(
         Stopping tolerance of the iterative solvers; 0 means each solver's default.
     random_state : int, RandomState or None
         Seeds the iterative solvers' starting vectors.
+    n_spectrum : int or None
+        Leading eigenvalues to report in ``spectrum``; None: :func:`spectrum_size` (k, r).
+        The estimator reports the plain k-means width's spectrum whatever ``assign_labels``
+        widens the embedding to, so that the n_clusters suggestion reads the same values.
 
     Returns
     -------
     EigenResult
-        Also the top :func:`spectrum_size` (k, r) eigenvalues: from the same call for the
-        dense solver, from one values-only ARPACK solve for the iterative ones.
+        Also the top :func:`spectrum_size` (k, r) eigenvalues (or ``n_spectrum``): from the
+        same call for the dense solver, from one values-only ARPACK solve for the iterative
+        ones.
 
     Examples
     --------
@@ -286,11 +305,11 @@ def eigendecompose(
             stacklevel=2,
         )
         solver = None
-    n_spectrum = spectrum_size(k, r)
+    n_spectrum = spectrum_size(k, r) if n_spectrum is None else min(int(n_spectrum), r)
     if solver is None:
         # The extra s − k eigenvectors cost O(r² (s − k)) after the O(r³) reduction to
         # tridiagonal form that every subset pays: the spectrum comes nearly free.
-        sigma, R = linalg.eigh(G, subset_by_index=[r - n_spectrum, r - 1])
+        sigma, R = linalg.eigh(G, subset_by_index=[r - max(n_spectrum, k), r - 1])
     elif solver == "arpack":
         from scipy.sparse.linalg import eigsh
 
@@ -308,7 +327,7 @@ def eigendecompose(
     order = np.argsort(sigma)[::-1]
     sigma, R = np.asarray(sigma)[order], np.asarray(R)[:, order]
     if solver is None:
-        spectrum, sigma, R = sigma, sigma[:k], R[:, :k]
+        spectrum, sigma, R = sigma[:n_spectrum], sigma[:k], R[:, :k]
     else:
         spectrum = _leading_eigenvalues(G, n_spectrum, sigma, eigen_tol, rng)
     # Deterministic signs: the largest-magnitude entry of each eigenvector is positive.
@@ -330,8 +349,8 @@ def _leading_eigenvalues(G: np.ndarray, s: int, sigma: np.ndarray, tol: float,
     that small is solved densely.
     """
     r, k = G.shape[0], sigma.size
-    if s == k:
-        return sigma
+    if s <= k:
+        return sigma[:s]
     if s >= r - 1:
         values = linalg.eigvalsh(G, subset_by_index=[r - s, r - 1])
     else:

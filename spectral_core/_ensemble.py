@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._assign import _row_normalize, first_appearance_order, fit_rows
 from ._utils import check_random_state, is_dask_array, stage_timer
 
-__all__ = ["SpectralEnsemble", "cluster_cooccurrence", "consensus_embedding"]
+__all__ = ["ConsensusKMeans", "SpectralEnsemble", "cluster_cooccurrence", "consensus_embedding"]
 
 OWNER = "SpectralEnsemble"
 
@@ -36,6 +36,10 @@ EXTRA_WIDTHS = 2
 #: from it (PenDigits, 10 members of 20-60 clusters, the same consensus: NMI 85.2 against 84.5
 #: with converged members; benchmarks/accuracy.md).
 DIVERSE_KMEANS = {"n_init": 1, "max_iter": 5}
+
+
+#: ConsensusKMeans.predict labels this many rows at a time.
+PREDICT_ROWS = 65_536
 
 
 def _recommended():
@@ -67,7 +71,7 @@ class SpectralEnsemble(ClusterMixin, BaseEstimator):
         Number of clusters of the consensus.
     estimator : SpectralClustering or None, default=None
         The members' template, cloned (never modified) and given each member's
-        ``random_state`` and ``n_clusters``. None: the recommended configuration,
+        ``random_state`` and ``n_clusters``. None: the k-NN configuration,
         ``SpectralClustering(affinity='nearest_neighbors', n_neighbors=5, landmarks='kmeans',
         n_components=500)``, with ``kmeans_params={'n_init': 1, 'max_iter': 5}``: members
         whose k-means stops early differ more, which the consensus gains from. Give your own
@@ -184,9 +188,8 @@ class SpectralEnsemble(ClusterMixin, BaseEstimator):
         else:
             labels = np.column_stack([m.labels_ for m in members])
         sizes = np.array([m.n_clusters for m in members])
-        counts = cluster_cooccurrence(labels, sizes)
-        vectors, values = _consensus_vectors(counts, M, k, k + EXTRA_WIDTHS)
-        model, width, agreement = _choose_consensus(labels, sizes, vectors, k, n_init, assign_seed)
+        vectors, values, model, width, agreement = _consensus(labels, sizes, k, n_init,
+                                                              assign_seed)
         U = consensus_embedding(labels, sizes, vectors[:, :width])
         U = U.compute() if is_dask_array(U) else U
         from sklearn import config_context
@@ -285,6 +288,157 @@ class SpectralEnsemble(ClusterMixin, BaseEstimator):
     def _member_ks(self, rng, M: int, k: int) -> np.ndarray:
         low, high = self._member_range(k)
         return np.full(M, low) if low == high else rng.randint(low, high + 1, size=M)
+
+
+class ConsensusKMeans(ClusterMixin, BaseEstimator):
+    """Labels from a consensus of quick k-means on one spectral embedding's leading columns.
+
+    The label assigner of ``assign_labels='consensus'``. It fits ``n_members`` k-means of
+    2k … 6k clusters (k = ``n_clusters``), each on the first ``k_i + extra_columns`` columns of
+    the embedding (rows normalized again), with one k-means++ start and five iterations, and
+    cuts the bipartite graph between the rows and all their clusters into k, as
+    :class:`SpectralEnsemble` does with whole fits: of ``n_init`` k-means starts on k, k + 1
+    and k + 2 of the consensus' eigenvectors, the partition that agrees most with the members
+    (average NMI) is kept. One k-means on k columns keeps whichever partition its landmarks
+    favour; the over-segmenting members see the next eigenvectors too, and their consensus is
+    steadier and better on the digit sets (PenDigits at m = 1,000: accuracy 82.1 ± 1.6 →
+    88.4 ± 0.3 %; MNIST-70k: NMI 77.3 → 81.0) for 1-3 s of k-means at ten clusters. On a few
+    overlapping classes the over-segmenting members can trade NMI for accuracy (satimage,
+    six classes: NMI 64.3 → 62.6, accuracy level; benchmarks/accuracy.md).
+
+    The embedding it is given must be wide: :func:`~spectral_core.embedding_width` with
+    ``assign_labels='consensus'`` keeps 6k + 2 eigenvectors (capped by the rank). Members
+    draw fewer clusters when there are fewer columns or rows.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    extra_columns : int, default=2
+        Columns a member of k_i clusters sees beyond k_i (the k-NN graph's
+        :func:`~spectral_core.embedding_width` rule).
+    n_members : int, default=10
+    n_init : int, default=5
+        Consensus k-means starts on each of its three widths.
+    max_fit_rows : int, default=20000
+        The members and the consensus are fitted on at most this many rows, drawn uniformly;
+        ``predict`` labels any number.
+    random_state : int, RandomState or None, default=None
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        Labels of the rows ``fit`` was given.
+    members_ : list of (KMeans, int)
+        Each member's k-means and the columns it reads.
+    cluster_vectors_ : ndarray of shape (n_member_clusters, width)
+        As :attr:`SpectralEnsemble.cluster_vectors_`.
+    assign_labels_ : KMeans
+        The k-means on the consensus embedding.
+    member_agreement_ : float
+        The kept partition's average NMI with the members, on the fitted rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectral_core import ConsensusKMeans
+    >>> rng = np.random.default_rng(0)
+    >>> centres = 8 * np.eye(8)[:3]                      # three groups in 8 columns
+    >>> U = np.repeat(centres, 200, axis=0) + rng.normal(size=(600, 8))
+    >>> model = ConsensusKMeans(3, random_state=0).fit(U)
+    >>> [int(np.unique(model.labels_[i:i + 200]).size) for i in (0, 200, 400)]
+    [1, 1, 1]
+    >>> bool((model.predict(U) == model.labels_).all())
+    True
+    """
+
+    def __init__(self, n_clusters=8, *, extra_columns=2, n_members=10, n_init=5,
+                 max_fit_rows=20_000, random_state=None):
+        self.n_clusters = n_clusters
+        self.extra_columns = extra_columns
+        self.n_members = n_members
+        self.n_init = n_init
+        self.max_fit_rows = max_fit_rows
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit the members on (a sample of) the embedding X, then their consensus.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, width)
+            A row-normalized spectral embedding, width ≥ ``n_clusters``.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        from sklearn.cluster import KMeans
+        from sklearn.utils.validation import check_array
+
+        owner = type(self).__name__
+        k = _positive_int("n_clusters", self.n_clusters, owner)
+        M = _positive_int("n_members", self.n_members, owner)
+        n_init = _positive_int("n_init", self.n_init, owner)
+        max_rows = _positive_int("max_fit_rows", self.max_fit_rows, owner)
+        if not _is_int(self.extra_columns) or self.extra_columns < 0:
+            raise ValueError(f"The 'extra_columns' parameter of ConsensusKMeans must be an int "
+                             f">= 0. Got {self.extra_columns!r} instead.")
+        U = check_array(X, dtype=[np.float64, np.float32])
+        n, width = U.shape
+        if not k <= min(n, width):
+            raise ValueError(f"ConsensusKMeans with n_clusters={k} needs at least {k} rows and "
+                             f"{k} columns; got an embedding of shape {U.shape}.")
+        rng = check_random_state(self.random_state)
+        rows = None if n <= max_rows else np.sort(rng.choice(n, max_rows, replace=False))
+        # float64: scikit-learn's k-means++ computes float32 distances in upcast chunks, which
+        # made the members' seeding slower than on a float64 copy (MNIST: 2.5 → 1.9 s a fit).
+        Z = np.asarray(U if rows is None else U[rows], dtype=np.float64)
+        high = max(k, min(6 * k, width - int(self.extra_columns), Z.shape[0]))
+        low = min(2 * k, high)
+        ks = rng.randint(low, high + 1, size=M)
+        members, labels = [], []
+        for kk, seed in zip(ks, rng.randint(np.iinfo(np.int32).max, size=M), strict=True):
+            cols = min(int(kk) + int(self.extra_columns), width)
+            km = KMeans(int(kk), n_init=1, max_iter=5, random_state=int(seed))
+            labels.append(km.fit(_row_normalize(Z[:, :cols])).labels_)
+            members.append((km, cols))
+        labels = np.column_stack(labels)
+        vectors, _, model, kept, agreement = _consensus(
+            labels, ks, k, n_init, int(rng.randint(np.iinfo(np.int32).max)))
+        self.members_ = members
+        self.cluster_vectors_ = vectors[:, :kept]
+        self.assign_labels_ = model
+        self.member_agreement_ = agreement
+        self.n_features_in_ = width
+        # The members' labels of the rows they were fitted on are their predict's (scikit-
+        # learn's k-means ends on an assignment step), so only unseen rows need predict.
+        self.labels_ = (model.predict(consensus_embedding(labels, ks, self.cluster_vectors_))
+                        if rows is None else self.predict(U))
+        return self
+
+    def predict(self, X):
+        """Label rows of an embedding as wide as the one ``fit`` saw.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, width)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "cluster_vectors_")
+        U = np.asarray(X)
+        sizes = np.array([km.n_clusters for km, _ in self.members_])
+        out = np.empty(U.shape[0], dtype=np.int32)
+        for start in range(0, U.shape[0], PREDICT_ROWS):  # bounded float64 temporaries
+            block = np.asarray(U[start:start + PREDICT_ROWS], dtype=np.float64)
+            labels = np.column_stack([km.predict(_row_normalize(block[:, :cols]))
+                                      for km, cols in self.members_])
+            out[start:start + len(block)] = self.assign_labels_.predict(
+                consensus_embedding(labels, sizes, self.cluster_vectors_))
+        return out
 
 
 def cluster_cooccurrence(labels: Any, sizes: np.ndarray) -> np.ndarray:
@@ -395,7 +549,22 @@ def consensus_embedding(labels: Any, sizes: np.ndarray, vectors: np.ndarray) -> 
 
 
 def _embed_block(labels: np.ndarray, offsets: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    return _row_normalize(vectors[labels.astype(np.int64) + offsets].sum(axis=1))
+    # Member by member: one (n, width) gather each, not an (n, members, width) temporary
+    # (0.2 s → 0.04 s for 70,000 rows, 10 members, 12 columns).
+    labels = labels.astype(np.int64, copy=False)
+    out = vectors[labels[:, 0] + offsets[0]]
+    for j in range(1, labels.shape[1]):
+        out += vectors[labels[:, j] + offsets[j]]
+    return _row_normalize(out)
+
+
+def _consensus(labels: Any, sizes: np.ndarray, k: int, n_init: int, seed: int):
+    """The members' labels cut into k: the cluster graph's leading vectors (k + EXTRA_WIDTHS
+    of them), their eigenvalues, and the chosen k-means with its width and agreement."""
+    counts = cluster_cooccurrence(labels, sizes)
+    vectors, values = _consensus_vectors(counts, labels.shape[1], k, k + EXTRA_WIDTHS)
+    model, width, agreement = _choose_consensus(labels, sizes, vectors, k, n_init, seed)
+    return vectors, values, model, width, agreement
 
 
 def _choose_consensus(labels: Any, sizes: np.ndarray, vectors: np.ndarray, k: int,
@@ -458,11 +627,11 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def _positive_int(name: str, value: Any) -> int:
+def _positive_int(name: str, value: Any, owner: str = OWNER) -> int:
     if not _is_int(value):
-        raise TypeError(f"The {name!r} parameter of {OWNER} must be an int. Got {value!r} "
+        raise TypeError(f"The {name!r} parameter of {owner} must be an int. Got {value!r} "
                         "instead.")
     if value < 1:
-        raise ValueError(f"The {name!r} parameter of {OWNER} must be an int >= 1. Got "
+        raise ValueError(f"The {name!r} parameter of {owner} must be an int >= 1. Got "
                          f"{value!r} instead.")
     return int(value)

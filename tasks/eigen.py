@@ -15,7 +15,7 @@ from .stage import Done, StageRun, stage
 
 @stage(after=kernel_blocks,
        key=lambda k: (k.params.n_clusters, k.params.eigen_solver, k.params.eigen_tol,
-                      k.seeds.eigendecompose))
+                      k.params.assign_labels == "consensus", k.seeds.eigendecompose))
 def eigendecompose(run: StageRun) -> Done:
     """Reads gram.parquet and weights.parquet; writes eigendecompose/eigen.parquet.
 
@@ -23,9 +23,12 @@ def eigendecompose(run: StageRun) -> Done:
     """
     job, p = run.job, run.job.estimator
     summary = load_kernel_summary(job)
-    width = sc.embedding_width(p.affinity, p.n_clusters, summary.gram.shape[0])
+    rank = summary.gram.shape[0]
+    width = sc.embedding_width(p.affinity, p.n_clusters, rank, p.assign_labels)
     eigen = sc.eigendecompose(summary, width, eigen_solver=p.eigen_solver,
-                              eigen_tol=p.eigen_tol, random_state=job.seeds.eigendecompose)
+                              eigen_tol=p.eigen_tol, random_state=job.seeds.eigendecompose,
+                              n_spectrum=sc.spectrum_size(
+                                  sc.embedding_width(p.affinity, p.n_clusters, rank), rank))
     part = run.write("eigen.parquet", {"P": eigen.projection},
                      eigenvalues=eigen.eigenvalues.tolist(), spectrum=eigen.spectrum.tolist())
     faults.after_part(run.name)

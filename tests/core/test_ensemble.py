@@ -8,6 +8,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from spectral_core import (
+    ConsensusKMeans,
     SpectralClustering,
     SpectralEnsemble,
     cluster_cooccurrence,
@@ -193,3 +194,66 @@ def test_bad_parameters_are_refused_before_any_member_is_fitted(params, error, w
     X = np.full((50, 2), np.nan)  # a member's fit would refuse this data
     with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
         SpectralEnsemble(**{"n_clusters": 5, "estimator": _member(), **params}).fit(X)
+
+
+# ---------------------------------------------------------------------------------------------
+# assign_labels='consensus': ConsensusKMeans on one fit's wide embedding
+
+
+def _knn(**kw):
+    return SpectralClustering(5, affinity="nearest_neighbors", n_neighbors=5, landmarks="kmeans",
+                              n_components=60, random_state=0, **kw)
+
+
+def test_the_consensus_assignment_recovers_blobs_on_a_wide_embedding(blobs):
+    X, y = blobs
+    plain = _knn().fit(X)
+    sc = _knn(assign_labels="consensus", persist_embedding=True).fit(X)
+    assert adjusted_rand_score(y, sc.labels_) == 1.0
+    # 6k + 2 eigenvectors (k = 5), where k-means reads k + 2.
+    assert sc.embedding_.shape == (1500, 32) and sc.eigenvalues_.shape == (32,)
+    assert plain.eigenvalues_.shape == (7,)
+    np.testing.assert_allclose(sc.eigenvalues_[:7], plain.eigenvalues_, rtol=1e-9)
+    # The spectrum and the suggestion read from it are the plain fit's.
+    np.testing.assert_allclose(sc.spectrum_, plain.spectrum_, rtol=1e-9, atol=1e-12)
+    said, plain_said = sc.n_clusters_suggestion_, plain.n_clusters_suggestion_
+    assert (said.n_clusters, said.clear, said.low, said.high) == \
+        (plain_said.n_clusters, plain_said.clear, plain_said.low, plain_said.high)
+    np.testing.assert_allclose(said.curve, plain_said.curve, rtol=1e-6, atol=1e-12)
+    model = sc.assign_labels_
+    assert isinstance(model, ConsensusKMeans) and len(model.members_) == 10
+    # Members draw 2k-6k clusters and read k_i + 2 of the 32 columns.
+    assert all(10 <= km.n_clusters <= 30 and cols == km.n_clusters + 2
+               for km, cols in model.members_)
+    np.testing.assert_array_equal(sc.predict(X), sc.labels_)
+
+
+def test_consensus_kmeans_fits_a_sample_and_labels_every_row():
+    rng = np.random.default_rng(0)
+    U = np.repeat(8 * np.eye(8)[:3], 400, axis=0) + rng.normal(size=(1200, 8))
+    y = np.repeat(np.arange(3), 400)
+    model = ConsensusKMeans(3, max_fit_rows=300, random_state=0).fit(U)
+    assert adjusted_rand_score(y, model.labels_) == 1.0
+    # 8 columns: members of 3 clusters only (8 - 2 columns' worth caps 2k-6k at 6).
+    assert all(6 <= km.n_clusters <= 6 and cols == 8 for km, cols in model.members_)
+    assert all(km.cluster_centers_.shape[0] == 6 for km, _ in model.members_)
+    assert ConsensusKMeans(3, max_fit_rows=300, random_state=0).fit(U).member_agreement_ \
+        == model.member_agreement_  # the same seed, the same consensus
+
+
+@pytest.mark.parametrize(("params", "error", "words"), [
+    ({"n_clusters": 9}, ValueError, "needs at least 9 rows and 9 columns"),
+    ({"n_members": 0}, ValueError, "'n_members' parameter of ConsensusKMeans must be an int >= 1"),
+    ({"extra_columns": -1}, ValueError, "'extra_columns' parameter of ConsensusKMeans"),
+    ({"max_fit_rows": 2.5}, TypeError, "'max_fit_rows' parameter"),
+])
+def test_consensus_kmeans_refuses_bad_parameters(params, error, words):
+    with pytest.raises(error, match=words):
+        ConsensusKMeans(**{"n_clusters": 3, **params}).fit(np.eye(8))
+
+
+def test_kmeans_params_are_refused_with_the_consensus_assignment(blobs):
+    from spectral_core.params import ParameterValueError
+
+    with pytest.raises(ParameterValueError, match="kmeans_params"):
+        _knn(assign_labels="consensus", kmeans_params={"n_init": 3}).fit(blobs[0])

@@ -32,10 +32,13 @@ def test_the_default_run_equals_library(blobs_data, blobs_run):
     _equals_library(X, blobs_run.params, blobs_run.result, blobs_run.out, *blobs_run.dask_logs)
 
 
-def test_flow_with_knn_and_kmeans_landmarks_equals_library(blobs_data, tmp_path):
+def test_flow_with_knn_kmeans_landmarks_and_the_consensus_equals_library(blobs_data, tmp_path):
+    """The recommended configuration with ``assign_labels='consensus'``: the eigendecomposition
+    keeps 6k + 2 vectors, the consensus is fitted on embed's sample, each part labelled by
+    its predict (the default run covers k-means)."""
     data, X, _y = blobs_data
     params = _params(data, tmp_path / "out", affinity="nearest_neighbors", n_neighbors=5,
-                     landmarks="kmeans")
+                     landmarks="kmeans", assign_labels="consensus")
     dask_logs = logging.getLogger("distributed").level, os.environ.get(_DASK_LEVEL)
     result = run_spectral(params)
     _equals_library(X, params, result, tmp_path / "out", dask_logs,
