@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, ON_THE_SERVER]
 UNTOUCHED = {"checkpoint_dir": None, "feature_columns": None, "id_column": None,
              "storage_options": {"__prefect_kind": "json", "value": "null"},
              "eigen_solver": None, "n_init": "auto", "gamma": 1, "eigen_tol": 0,
-             "assign_labels": "kmeans", "degree": 3, "coef0": 1, "block_size": 65536,
+             "assign_labels": "consensus", "degree": 3, "coef0": 1, "block_size": 65536,
              "kernel_params": {"__prefect_kind": "json", "value": "null"},
              "kmeans_params": {"__prefect_kind": "json", "value": "null"},
              "persist_embedding": False, "n_jobs": 1}
@@ -77,7 +77,7 @@ def test_every_parameter_has_a_usable_field(server, served):
     assert re.search(r'<option [^>]*selected="" value="auto">auto</option>', dom)  # n_init
     # The deployment's recommended values are prefilled: the DOM shows a select's choice
     # (an input's typed value is a property, not an attribute, so it is not in the dump).
-    for name in ("affinity", "landmarks"):
+    for name in ("affinity", "landmarks", "assign_labels"):
         assert re.search(rf'<option [^>]*selected="" value="{RECOMMENDED[name]}">', dom), name
     # Ranges are visible in the descriptions.
     assert "Number of clusters. Range: ≥ 1, ≤ n_components." in text
