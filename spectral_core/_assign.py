@@ -200,6 +200,12 @@ def make_assigner(
     10
     """
     params = dict(kmeans_params or {})
+    if isinstance(assign_labels, str) and assign_labels == "consensus":
+        from ._ensemble import ConsensusKMeans
+
+        # n_init='auto' is the consensus's own default (its starts on each of its widths).
+        return ConsensusKMeans(n_clusters, random_state=random_state,
+                               **({} if n_init == "auto" else {"n_init": n_init}))
     n_init = kmeans_n_init(n_init, n_clusters, width)
     if isinstance(assign_labels, str):
         if assign_labels in ("kmeans", "sklearn-kmeans"):
@@ -210,11 +216,6 @@ def make_assigner(
             return Discretize(n_clusters=n_clusters, random_state=random_state)
         if assign_labels == "cluster_qr":
             return ClusterQR(n_clusters=n_clusters)
-        if assign_labels == "consensus":
-            from ._ensemble import ConsensusKMeans
-
-            return ConsensusKMeans(n_clusters, random_state=random_state,
-                                   **({} if n_init == "auto" else {"n_init": n_init}))
         raise ValueError(f"Unknown assign_labels {assign_labels!r}.")
     assigner = clone(assign_labels)
     own = assigner.get_params(deep=False)

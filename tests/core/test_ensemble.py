@@ -222,6 +222,8 @@ def test_the_consensus_assignment_recovers_blobs_on_a_wide_embedding(blobs):
     np.testing.assert_allclose(said.curve, plain_said.curve, rtol=1e-6, atol=1e-12)
     model = sc.assign_labels_
     assert isinstance(model, ConsensusKMeans) and len(model.members_) == 10
+    assert model.n_init == ConsensusKMeans().n_init  # n_init='auto': the consensus's own
+    assert _knn(assign_labels="consensus", n_init=3).fit(X).assign_labels_.n_init == 3
     # Members draw 2k-6k clusters and read k_i + 2 of the 32 columns.
     assert all(10 <= km.n_clusters <= 30 and cols == km.n_clusters + 2
                for km, cols in model.members_)
