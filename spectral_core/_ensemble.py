@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from ._assign import _row_normalize, first_appearance_order, fit_rows
+from ._eigen import CONSENSUS_MAX_FACTOR, GRAPH_EXTRA_EIGENVECTORS
 from ._utils import check_random_state, is_dask_array, stage_timer
 
 __all__ = ["ConsensusKMeans", "SpectralEnsemble", "cluster_cooccurrence", "consensus_embedding"]
@@ -353,8 +354,8 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, n_clusters=8, *, extra_columns=2, n_members=10, n_init=10,
-                 max_fit_rows=20_000, random_state=None):
+    def __init__(self, n_clusters=8, *, extra_columns=GRAPH_EXTRA_EIGENVECTORS, n_members=10,
+                 n_init=10, max_fit_rows=20_000, random_state=None):
         self.n_clusters = n_clusters
         self.extra_columns = extra_columns
         self.n_members = n_members
@@ -396,7 +397,8 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
         # float64: scikit-learn's k-means++ computes float32 distances in upcast chunks, which
         # made the members' seeding slower than on a float64 copy (MNIST: 2.5 → 1.9 s a fit).
         Z = np.asarray(U if rows is None else U[rows], dtype=np.float64)
-        high = max(k, min(6 * k, width - int(self.extra_columns), Z.shape[0]))
+        # The members' sizes and columns are the rule embedding_width widens the embedding for.
+        high = max(k, min(CONSENSUS_MAX_FACTOR * k, width - int(self.extra_columns), Z.shape[0]))
         low = min(2 * k, high)
         ks = rng.randint(low, high + 1, size=M)
         members, labels = [], []
@@ -432,6 +434,9 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self, "cluster_vectors_")
         U = np.asarray(X)
+        if U.ndim != 2 or U.shape[1] != self.n_features_in_:
+            raise ValueError(f"ConsensusKMeans was fitted on an embedding of "
+                             f"{self.n_features_in_} columns; got shape {U.shape}.")
         sizes = np.array([km.n_clusters for km, _ in self.members_])
         out = np.empty(U.shape[0], dtype=np.int32)
         for start in range(0, U.shape[0], PREDICT_ROWS):  # bounded float64 temporaries

@@ -241,6 +241,8 @@ def test_consensus_kmeans_fits_a_sample_and_labels_every_row():
     assert all(km.cluster_centers_.shape[0] == 6 for km, _ in model.members_)
     assert ConsensusKMeans(3, max_fit_rows=300, random_state=0).fit(U).member_agreement_ \
         == model.member_agreement_  # the same seed, the same consensus
+    with pytest.raises(ValueError, match="fitted on an embedding of 8 columns; got shape"):
+        model.predict(np.hstack([U, U]))  # wider: its first 8 columns would pass unnoticed
 
 
 @pytest.mark.parametrize(("params", "error", "words"), [
