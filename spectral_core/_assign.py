@@ -343,10 +343,15 @@ def assign_labels(
         model.fit(U if rows is None else U[rows])
         from sklearn import config_context
 
-        # U is finite by construction (degrees are clipped, zero rows stay zero): skip the
-        # finiteness check predict would repeat over all n rows.
-        with config_context(assume_finite=True):
-            raw = np.asarray(model.predict(U))
+        from ._ensemble import ConsensusKMeans
+
+        if rows is None and isinstance(model, ConsensusKMeans):
+            raw = model.labels_  # its predict of the rows it was fitted on
+        else:
+            # U is finite by construction (degrees are clipped, zero rows stay zero): skip
+            # the finiteness check predict would repeat over all n rows.
+            with config_context(assume_finite=True):
+                raw = np.asarray(model.predict(U))
     elif hasattr(model, "fit_predict"):
         raw = np.asarray(model.fit_predict(U))
     else:
