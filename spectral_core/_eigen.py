@@ -170,9 +170,10 @@ def embedding_width(affinity: str, n_clusters: int, rank: int,
     parts the eigenvalue 1 is repeated, and dropping one vector of that eigenspace loses a
     cluster (two moons: ARI 1.0 → 0.3). For the kernel affinities the wider embedding
     measured no gain, so they keep the top ``n_clusters``, as dask-ml and scikit-learn do.
-    With ``assign_labels='consensus'`` the top ``6 · n_clusters + 2`` for any affinity: its
-    members of up to 6 · n_clusters clusters each read their own ``k_i + 2`` leading columns
-    (:class:`~spectral_core.ConsensusKMeans`). Capped by the rank r of the approximation.
+    With ``assign_labels='consensus'`` (or a :class:`~spectral_core.ConsensusKMeans`
+    instance) the top ``6 · n_clusters + 2`` for any affinity: its members of up to
+    6 · n_clusters clusters each read their own ``k_i + 2`` leading columns. Capped by the
+    rank r of the approximation.
 
     Parameters
     ----------
@@ -183,7 +184,8 @@ def embedding_width(affinity: str, n_clusters: int, rank: int,
     rank : int
         Rank r of the Nyström approximation.
     assign_labels : str or estimator, default='kmeans'
-        The estimator's ``assign_labels``: only ``'consensus'`` changes the width.
+        The estimator's ``assign_labels``: only ``'consensus'`` and a ``ConsensusKMeans``
+        change the width.
 
     Returns
     -------
@@ -197,11 +199,20 @@ def embedding_width(affinity: str, n_clusters: int, rank: int,
     >>> embedding_width("nearest_neighbors", 10, 500, "consensus")
     62
     """
-    if isinstance(assign_labels, str) and assign_labels == "consensus":
+    if _is_consensus(assign_labels):
         return min(CONSENSUS_MAX_FACTOR * n_clusters + GRAPH_EXTRA_EIGENVECTORS, rank)
     if affinity == "nearest_neighbors":
         return min(n_clusters + GRAPH_EXTRA_EIGENVECTORS, rank)
     return n_clusters
+
+
+def _is_consensus(assign_labels: object) -> bool:
+    """'consensus', or a ConsensusKMeans of the user's own settings (e.g. more members)."""
+    if isinstance(assign_labels, str):
+        return assign_labels == "consensus"
+    from ._ensemble import ConsensusKMeans
+
+    return isinstance(assign_labels, ConsensusKMeans)
 
 
 @dataclass(frozen=True)
@@ -236,6 +247,7 @@ class EigenResult:
     eigenvalues: np.ndarray
     projection: np.ndarray
     spectrum: np.ndarray
+
 
 
 def eigendecompose(

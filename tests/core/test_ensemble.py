@@ -230,6 +230,20 @@ def test_the_consensus_assignment_recovers_blobs_on_a_wide_embedding(blobs):
     np.testing.assert_array_equal(sc.predict(X), sc.labels_)
 
 
+
+def test_a_consensus_kmeans_instance_gets_the_wide_embedding_too(blobs):
+    # assign_labels=ConsensusKMeans(...) with settings of one's own (here fewer members)
+    # reads the 6k + 2 columns 'consensus' does, not k-means' k + 2, which would cap every
+    # member at k clusters.
+    X, y = blobs
+    sc = _knn(assign_labels=ConsensusKMeans(n_members=4), persist_embedding=True).fit(X)
+    assert sc.embedding_.shape == (1500, 32)
+    model = sc.assign_labels_
+    assert model.n_clusters == 5 and len(model.members_) == 4
+    assert all(10 <= km.n_clusters <= 30 and cols == km.n_clusters + 2
+               for km, cols in model.members_)
+    assert adjusted_rand_score(y, sc.labels_) == 1.0
+
 def test_consensus_kmeans_fits_a_sample_and_labels_every_row():
     rng = np.random.default_rng(0)
     U = np.repeat(8 * np.eye(8)[:3], 400, axis=0) + rng.normal(size=(1200, 8))
