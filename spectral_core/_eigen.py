@@ -249,7 +249,6 @@ class EigenResult:
     spectrum: np.ndarray
 
 
-
 def eigendecompose(
     summary: KernelSummary,
     n_vectors: int,

@@ -158,7 +158,8 @@ def _kmeans_centres(sample: np.ndarray, m: int, gen: np.random.Generator, *,
         seed_space = seed_rows @ (projection / np.sqrt(KMEANS_LANDMARK_SEED_DIM)).astype(np.float32)
     # Seeded in float64 (at most 10·m × 64 values): scikit-learn's k-means++ computes float32
     # distances in upcast chunks, one call per seed, which made it 3× slower (MNIST, m = 1,000:
-    # 1.2 s against 0.4 s for the same picks; benchmarks/accuracy.md).
+    # 1.2 s against 0.4 s for 1,000 picks). The rounding moves some picks, not the landmarks'
+    # quality (benchmarks/accuracy.md, session 9).
     seed_space = np.asarray(seed_space, dtype=np.float64)
     with warnings.catch_warnings():
         # A short run is the point: not converging in KMEANS_LANDMARK_ITER is expected, and
