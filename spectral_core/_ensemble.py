@@ -41,6 +41,10 @@ DIVERSE_KMEANS = {"n_init": 1, "max_iter": 5}
 
 #: ConsensusKMeans.predict labels this many rows at a time.
 PREDICT_ROWS = 65_536
+#: Over-segmenting members ('auto', and every ConsensusKMeans member) draw their clusters from
+#: CONSENSUS_MIN_FACTOR · k to CONSENSUS_MAX_FACTOR · k (U-SENC's over-segmentation;
+#: benchmarks/accuracy.md measured other ranges).
+CONSENSUS_MIN_FACTOR = 2
 
 
 def _recommended():
@@ -267,8 +271,7 @@ class SpectralEnsemble(ClusterMixin, BaseEstimator):
         value = self.member_n_clusters
         if isinstance(value, str) and value == "auto":
             cap = self._template().get_params().get("n_components")
-            cap = cap if _is_int(cap) else 6 * k
-            return min(2 * k, cap), min(6 * k, cap)
+            return _over_segmenting(k, cap if _is_int(cap) else CONSENSUS_MAX_FACTOR * k)
         if value is None or _is_int(value):
             low = high = k if value is None else int(value)
         elif (isinstance(value, (tuple, list)) and len(value) == 2
@@ -397,9 +400,9 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
         # float64: scikit-learn's k-means++ computes float32 distances in upcast chunks, which
         # made the members' seeding slower than on a float64 copy (MNIST: 2.5 → 1.9 s a fit).
         Z = np.asarray(U if rows is None else U[rows], dtype=np.float64)
-        # The members' sizes and columns are the rule embedding_width widens the embedding for.
-        high = max(k, min(CONSENSUS_MAX_FACTOR * k, width - int(self.extra_columns), Z.shape[0]))
-        low = min(2 * k, high)
+        # The members' sizes and columns are the rule embedding_width widens the embedding for,
+        # fewer where the columns or rows cannot hold them (never fewer than k).
+        low, high = _over_segmenting(k, max(k, min(width - int(self.extra_columns), Z.shape[0])))
         ks = rng.randint(low, high + 1, size=M)
         members, labels = [], []
         for kk, seed in zip(ks, rng.randint(np.iinfo(np.int32).max, size=M), strict=True):
@@ -445,6 +448,11 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
             out[start:start + len(block)] = self.assign_labels_.predict(
                 consensus_embedding(labels, sizes, self.cluster_vectors_))
         return out
+
+
+def _over_segmenting(k: int, cap: int) -> tuple[int, int]:
+    """The members' cluster counts for k consensus clusters: 2k … 6k, none above ``cap``."""
+    return min(CONSENSUS_MIN_FACTOR * k, cap), min(CONSENSUS_MAX_FACTOR * k, cap)
 
 
 def cluster_cooccurrence(labels: Any, sizes: np.ndarray) -> np.ndarray:
