@@ -41,10 +41,14 @@ DIVERSE_KMEANS = {"n_init": 1, "max_iter": 5}
 
 #: ConsensusKMeans.predict labels this many rows at a time.
 PREDICT_ROWS = 65_536
-#: Over-segmenting members ('auto', and every ConsensusKMeans member) draw their clusters from
-#: CONSENSUS_MIN_FACTOR · k to CONSENSUS_MAX_FACTOR · k (U-SENC's over-segmentation;
-#: benchmarks/accuracy.md measured other ranges).
-CONSENSUS_MIN_FACTOR = 2
+#: SpectralEnsemble's 'auto' members (whole fits) draw their clusters from ENSEMBLE_MIN_FACTOR · k
+#: to CONSENSUS_MAX_FACTOR · k: U-SENC's over-segmentation, 20-60 for ten classes.
+ENSEMBLE_MIN_FACTOR = 2
+#: ConsensusKMeans' 'auto' members (k-means on one embedding) draw theirs from
+#: CONSENSUS_MIN_FACTOR · k to CONSENSUS_MAX_FACTOR · k. Members near k fix the few-class tables
+#: where 2k-6k lost NMI to k-means (segment 64.3 → 68.3) and gain on the digit sets; MNIST at
+#: m = 1,000 loses 1.6 of NMI (benchmarks/accuracy.md, "The members' range, read again").
+CONSENSUS_MIN_FACTOR = 1
 
 
 def _recommended():
@@ -268,26 +272,9 @@ class SpectralEnsemble(ClusterMixin, BaseEstimator):
         return _recommended() if self.estimator is None else self.estimator
 
     def _member_range(self, k: int) -> tuple[int, int]:
-        value = self.member_n_clusters
-        if isinstance(value, str) and value == "auto":
-            cap = self._template().get_params().get("n_components")
-            return _over_segmenting(k, cap if _is_int(cap) else CONSENSUS_MAX_FACTOR * k)
-        if value is None or _is_int(value):
-            low = high = k if value is None else int(value)
-        elif (isinstance(value, (tuple, list)) and len(value) == 2
-              and all(_is_int(v) for v in value)):
-            low, high = (int(v) for v in value)
-        else:
-            raise TypeError(
-                f"The 'member_n_clusters' parameter of {OWNER} must be 'auto', None, an int or "
-                f"a pair of ints (low, high). Got {value!r} instead."
-            )
-        if not 1 <= low <= high:
-            raise ValueError(
-                f"The 'member_n_clusters' parameter of {OWNER} must be ≥ 1 (and low ≤ high). "
-                f"Got {value!r} instead."
-            )
-        return low, high
+        cap = self._template().get_params().get("n_components")
+        cap = cap if _is_int(cap) else CONSENSUS_MAX_FACTOR * k
+        return _member_range(self.member_n_clusters, k, ENSEMBLE_MIN_FACTOR, cap, OWNER)
 
     def _member_ks(self, rng, M: int, k: int) -> np.ndarray:
         low, high = self._member_range(k)
@@ -298,17 +285,21 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
     """Labels from a consensus of quick k-means on one spectral embedding's leading columns.
 
     The label assigner of ``assign_labels='consensus'``. It fits ``n_members`` k-means of
-    2k … 6k clusters (k = ``n_clusters``), each on the first ``k_i + extra_columns`` columns of
+    k … 6k clusters (k = ``n_clusters``), each on the first ``k_i + extra_columns`` columns of
     the embedding (rows normalized again), with one k-means++ start and five iterations, and
     cuts the bipartite graph between the rows and all their clusters into k, as
     :class:`SpectralEnsemble` does with whole fits: of ``n_init`` k-means starts on k, k + 1
     and k + 2 of the consensus' eigenvectors, the partition that agrees most with the members
     (average NMI) is kept. One k-means on k columns keeps whichever partition its landmarks
-    favour; the over-segmenting members see the next eigenvectors too, and their consensus is
-    steadier and better on the digit sets (PenDigits at m = 1,000: accuracy 80.1 ± 1.4 →
-    88.5 ± 0.3 %; MNIST-70k: NMI 77.3 → 80.8) for 1-3 s of k-means at ten clusters. On a few
-    overlapping classes the over-segmenting members can trade NMI for accuracy (satimage,
-    six classes: NMI 64.3 → 62.6, accuracy level; benchmarks/accuracy.md).
+    favour; the members see the next eigenvectors too, and their consensus is steadier and
+    better on the digit sets (PenDigits at m = 1,000: accuracy 80.1 ± 1.4 → 88.1 ± 0.2 %;
+    MNIST-70k: NMI 77.3 → 79.3) for 1-4 s of k-means at ten clusters.
+
+    Members of 2k … 6k clusters only (``member_n_clusters=(2 * k, 6 * k)``, U-SENC's
+    over-segmentation and the default before twenty members of k … 6k) score higher on MNIST
+    at m = 1,000 (NMI 81.2 against 79.6, accuracy 86.3 ± 1.1 against 83.3 ± 0.2, paired on the
+    same embeddings) and level or lower elsewhere, most on digits and on the few-class tables
+    (segment, seven classes: NMI 64.3 against 68.3; benchmarks/accuracy.md).
 
     The embedding it is given must be wide: :func:`~spectral_core.embedding_width` with
     ``assign_labels='consensus'`` keeps 6k + 2 eigenvectors (capped by the rank). Members
@@ -320,7 +311,14 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
     extra_columns : int, default=2
         Columns a member of k_i clusters sees beyond k_i (the k-NN graph's
         :func:`~spectral_core.embedding_width` rule).
-    n_members : int, default=10
+    n_members : int, default=20
+        Twenty members of k … 6k clusters measured better than ten on every data set but
+        satimage (level), for ~0.7 s more on MNIST.
+    member_n_clusters : 'auto', int or (int, int), default='auto'
+        Clusters per member. 'auto': drawn for each member from n_clusters … 6 · n_clusters,
+        capped where the embedding's columns (less ``extra_columns``) or the fitted rows
+        cannot hold them; an int: that many for every member; ``(low, high)``: drawn from that
+        inclusive range (a member reads at most the columns there are).
     n_init : int, default=10
         Consensus k-means starts on each of its three widths. Ten measured better than five on
         all six digit-set rows of the accuracy table (e.g. MNIST at m = 1,000: accuracy 87.0
@@ -357,11 +355,12 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, n_clusters=8, *, extra_columns=GRAPH_EXTRA_EIGENVECTORS, n_members=10,
-                 n_init=10, max_fit_rows=20_000, random_state=None):
+    def __init__(self, n_clusters=8, *, extra_columns=GRAPH_EXTRA_EIGENVECTORS, n_members=20,
+                 member_n_clusters="auto", n_init=10, max_fit_rows=20_000, random_state=None):
         self.n_clusters = n_clusters
         self.extra_columns = extra_columns
         self.n_members = n_members
+        self.member_n_clusters = member_n_clusters
         self.n_init = n_init
         self.max_fit_rows = max_fit_rows
         self.random_state = random_state
@@ -395,14 +394,22 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
         if not k <= min(n, width):
             raise ValueError(f"ConsensusKMeans with n_clusters={k} needs at least {k} rows and "
                              f"{k} columns; got an embedding of shape {U.shape}.")
+        n_fit = min(n, max_rows)
+        # 'auto': the sizes embedding_width widens the embedding for, fewer where the columns
+        # or rows cannot hold them (never fewer than k).
+        low, high = _member_range(self.member_n_clusters, k, CONSENSUS_MIN_FACTOR,
+                                  max(k, min(width - int(self.extra_columns), n_fit)), owner)
+        if high > n_fit or M * high < k:
+            raise ValueError(
+                f"{owner} cannot fit {M} members of at most {high} clusters on {n_fit} rows "
+                f"into {k} consensus clusters: each member needs at least as many rows as "
+                f"clusters, and all of them at least {k} clusters; change member_n_clusters or "
+                f"n_members.")
         rng = check_random_state(self.random_state)
         rows = None if n <= max_rows else np.sort(rng.choice(n, max_rows, replace=False))
         # float64: scikit-learn's k-means++ computes float32 distances in upcast chunks, which
         # made the members' seeding slower than on a float64 copy (MNIST: 2.5 → 1.9 s a fit).
         Z = np.asarray(U if rows is None else U[rows], dtype=np.float64)
-        # The members' sizes and columns are the rule embedding_width widens the embedding for,
-        # fewer where the columns or rows cannot hold them (never fewer than k).
-        low, high = _over_segmenting(k, max(k, min(width - int(self.extra_columns), Z.shape[0])))
         ks = rng.randint(low, high + 1, size=M)
         members, labels = [], []
         for kk, seed in zip(ks, rng.randint(np.iinfo(np.int32).max, size=M), strict=True):
@@ -450,9 +457,30 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
         return out
 
 
-def _over_segmenting(k: int, cap: int) -> tuple[int, int]:
-    """The members' cluster counts for k consensus clusters: 2k … 6k, none above ``cap``."""
-    return min(CONSENSUS_MIN_FACTOR * k, cap), min(CONSENSUS_MAX_FACTOR * k, cap)
+def _member_range(value: Any, k: int, min_factor: int, cap: int, owner: str) -> tuple[int, int]:
+    """The members' cluster counts (low, high) from a ``member_n_clusters`` value.
+
+    'auto' is min_factor · k … CONSENSUS_MAX_FACTOR · k, none above ``cap``; None is k; an int
+    that many; a pair (low, high) that inclusive range.
+    """
+    if isinstance(value, str) and value == "auto":
+        return min(min_factor * k, cap), min(CONSENSUS_MAX_FACTOR * k, cap)
+    if value is None or _is_int(value):
+        low = high = k if value is None else int(value)
+    elif (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(_is_int(v) for v in value)):
+        low, high = (int(v) for v in value)
+    else:
+        raise TypeError(
+            f"The 'member_n_clusters' parameter of {owner} must be 'auto', None, an int or "
+            f"a pair of ints (low, high). Got {value!r} instead."
+        )
+    if not 1 <= low <= high:
+        raise ValueError(
+            f"The 'member_n_clusters' parameter of {owner} must be ≥ 1 (and low ≤ high). "
+            f"Got {value!r} instead."
+        )
+    return low, high
 
 
 def cluster_cooccurrence(labels: Any, sizes: np.ndarray) -> np.ndarray:

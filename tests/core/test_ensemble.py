@@ -221,11 +221,11 @@ def test_the_consensus_assignment_recovers_blobs_on_a_wide_embedding(blobs):
         (plain_said.n_clusters, plain_said.clear, plain_said.low, plain_said.high)
     np.testing.assert_allclose(said.curve, plain_said.curve, rtol=1e-6, atol=1e-12)
     model = sc.assign_labels_
-    assert isinstance(model, ConsensusKMeans) and len(model.members_) == 10
+    assert isinstance(model, ConsensusKMeans) and len(model.members_) == 20
     assert model.n_init == ConsensusKMeans().n_init  # n_init='auto': the consensus's own
     assert _knn(assign_labels="consensus", n_init=3).fit(X).assign_labels_.n_init == 3
-    # Members draw 2k-6k clusters and read k_i + 2 of the 32 columns.
-    assert all(10 <= km.n_clusters <= 30 and cols == km.n_clusters + 2
+    # Members draw k-6k clusters and read k_i + 2 of the 32 columns.
+    assert all(5 <= km.n_clusters <= 30 and cols == km.n_clusters + 2
                for km, cols in model.members_)
     np.testing.assert_array_equal(sc.predict(X), sc.labels_)
 
@@ -236,11 +236,12 @@ def test_a_consensus_kmeans_instance_gets_the_wide_embedding_too(blobs):
     # reads the 6k + 2 columns 'consensus' does, not k-means' k + 2, which would cap every
     # member at k clusters.
     X, y = blobs
-    sc = _knn(assign_labels=ConsensusKMeans(n_members=4), persist_embedding=True).fit(X)
+    sc = _knn(assign_labels=ConsensusKMeans(n_members=4, member_n_clusters=(20, 30)),
+              persist_embedding=True).fit(X)
     assert sc.embedding_.shape == (1500, 32)
     model = sc.assign_labels_
     assert model.n_clusters == 5 and len(model.members_) == 4
-    assert all(10 <= km.n_clusters <= 30 and cols == km.n_clusters + 2
+    assert all(20 <= km.n_clusters <= 30 and cols == km.n_clusters + 2
                for km, cols in model.members_)
     assert adjusted_rand_score(y, sc.labels_) == 1.0
 
@@ -250,9 +251,10 @@ def test_consensus_kmeans_fits_a_sample_and_labels_every_row():
     y = np.repeat(np.arange(3), 400)
     model = ConsensusKMeans(3, max_fit_rows=300, random_state=0).fit(U)
     assert adjusted_rand_score(y, model.labels_) == 1.0
-    # 8 columns: members of 3 clusters only (8 - 2 columns' worth caps 2k-6k at 6).
-    assert all(6 <= km.n_clusters <= 6 and cols == 8 for km, cols in model.members_)
-    assert all(km.cluster_centers_.shape[0] == 6 for km, _ in model.members_)
+    # 8 columns: 8 - 2 columns' worth caps k-6k at 3-6 clusters, each reading k_i + 2 columns.
+    sizes = [km.n_clusters for km, _ in model.members_]
+    assert min(sizes) >= 3 and max(sizes) <= 6 and len(set(sizes)) > 1
+    assert all(cols == km.n_clusters + 2 for km, cols in model.members_)
     assert ConsensusKMeans(3, max_fit_rows=300, random_state=0).fit(U).member_agreement_ \
         == model.member_agreement_  # the same seed, the same consensus
     with pytest.raises(ValueError, match="fitted on an embedding of 8 columns; got shape"):
@@ -264,10 +266,29 @@ def test_consensus_kmeans_fits_a_sample_and_labels_every_row():
     ({"n_members": 0}, ValueError, "'n_members' parameter of ConsensusKMeans must be an int >= 1"),
     ({"extra_columns": -1}, ValueError, "'extra_columns' parameter of ConsensusKMeans"),
     ({"max_fit_rows": 2.5}, TypeError, "'max_fit_rows' parameter"),
+    ({"member_n_clusters": "many"}, TypeError, "'member_n_clusters' parameter of ConsensusK"),
+    ({"member_n_clusters": (4, 2)}, ValueError, r"must be ≥ 1 \(and low ≤ high\)"),
+    ({"member_n_clusters": 9}, ValueError, "cannot fit 20 members of at most 9 clusters on 8"),
+    ({"member_n_clusters": 1, "n_members": 2}, ValueError, "all of them at least 3 clusters"),
 ])
 def test_consensus_kmeans_refuses_bad_parameters(params, error, words):
     with pytest.raises(error, match=words):
         ConsensusKMeans(**{"n_clusters": 3, **params}).fit(np.eye(8))
+
+
+def test_consensus_kmeans_members_take_the_clusters_asked_for():
+    # An int gives every member that many clusters; a pair draws from it, past the 'auto'
+    # cap of the columns (a member then reads all the columns there are).
+    rng = np.random.default_rng(1)
+    U = np.repeat(8 * np.eye(8)[:3], 200, axis=0) + rng.normal(size=(600, 8))
+    y = np.repeat(np.arange(3), 200)
+    fixed = ConsensusKMeans(3, n_members=5, member_n_clusters=4, n_init=2, random_state=0).fit(U)
+    assert [km.n_clusters for km, _ in fixed.members_] == [4] * 5
+    wide = ConsensusKMeans(3, n_members=6, member_n_clusters=(7, 12), n_init=2,
+                           random_state=0).fit(U)
+    assert all(7 <= km.n_clusters <= 12 and cols == min(km.n_clusters + 2, 8)
+               for km, cols in wide.members_)
+    assert adjusted_rand_score(y, fixed.labels_) == adjusted_rand_score(y, wide.labels_) == 1.0
 
 
 def test_kmeans_params_are_refused_with_the_consensus_assignment(blobs):
