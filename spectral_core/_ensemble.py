@@ -314,11 +314,12 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
     n_members : int, default=20
         Twenty members of k … 6k clusters measured better than ten on every data set but
         satimage (level), for ~0.7 s more on MNIST.
-    member_n_clusters : 'auto', int or (int, int), default='auto'
-        Clusters per member. 'auto': drawn for each member from n_clusters … 6 · n_clusters,
-        capped where the embedding's columns (less ``extra_columns``) or the fitted rows
-        cannot hold them; an int: that many for every member; ``(low, high)``: drawn from that
-        inclusive range (a member reads at most the columns there are).
+    member_n_clusters : 'auto', int, (int, int) or None, default='auto'
+        Clusters per member, as :class:`SpectralEnsemble`'s. 'auto': drawn for each member
+        from n_clusters … 6 · n_clusters, capped where the embedding's columns (less
+        ``extra_columns``) or the fitted rows cannot hold them; None: n_clusters; an int: that
+        many for every member; ``(low, high)``: drawn from that inclusive range (a member
+        reads at most the columns there are).
     n_init : int, default=10
         Consensus k-means starts on each of its three widths. Ten measured better than five on
         all six digit-set rows of the accuracy table (e.g. MNIST at m = 1,000: accuracy 87.0
