@@ -53,6 +53,27 @@ def start_cluster(worker_envs, env=None, nthreads=1, private_dirs=()):
     return address, procs
 
 
+def send_prefect_logs(client):
+    """Have every worker send the log lines Prefect still holds for the API before
+    :func:`stop_cluster`: Prefect sends them in batches (one every
+    ``PREFECT_LOGGING_TO_API_BATCH_INTERVAL``, 2 s), and a SIGKILL drops the batch not yet
+    sent, so a run's last lines never reach the server (seen in CI: assign_labels' last two)."""
+    client.run(_drain_prefect_logs)
+
+
+def _drain_prefect_logs():
+    import threading
+
+    from prefect.logging.handlers import APILogWorker
+
+    # A thread of its own: client.run calls this on the worker's event loop, where drain_all
+    # would hand back a coroutine instead of waiting for the sends.
+    drain = threading.Thread(target=APILogWorker.drain_all,
+                             kwargs={"timeout": 30, "at_exit": False})
+    drain.start()
+    drain.join()
+
+
 def stop_cluster(procs):
     """Kill the cluster's processes (SIGKILL; a worker in its own namespace with everything
     in it). A throw-away cluster has nothing to shut down cleanly, and SIGTERM cost ~20 s

@@ -20,7 +20,7 @@ import pytest
 
 from spectral_pipeline.flows.server import free_port
 
-from ..clusters import start_cluster, stop_cluster
+from ..clusters import send_prefect_logs, start_cluster, stop_cluster
 from ..docs.examples import block, start_bash, with_ports
 from ..system import apt_install
 
@@ -271,6 +271,7 @@ def on_demand_runs(server, served, dataset, tmp_path_factory):
                                   dask={"address": address})
         with Client(address) as client:
             executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+            send_prefect_logs(client)  # the tests read every line of the run's log
     finally:
         stop_cluster(procs)
     second = trigger_on_demand(server, dataset, out, block_size=500)
