@@ -254,30 +254,25 @@ class SpectralEnsemble(ClusterMixin, BaseEstimator):
                 f"with n_clusters and random_state parameters (a SpectralClustering). Got "
                 f"{self.estimator!r} instead."
             )
-        _, high = self._member_range(k)
+        _, high = self._member_range(k, M)
         landmarks = self._template().get_params().get("n_components")
         if _is_int(landmarks) and high > landmarks:
             raise ValueError(
                 f"member_n_clusters asks for up to {high} clusters per member, but the members "
                 f"have n_components={landmarks} landmarks; use fewer clusters or more landmarks."
             )
-        if M * high < k:
-            raise ValueError(
-                f"{M} members of at most {high} clusters cannot make {k} consensus clusters: "
-                "raise n_members or member_n_clusters."
-            )
         return k, M, n_init
 
     def _template(self):
         return _recommended() if self.estimator is None else self.estimator
 
-    def _member_range(self, k: int) -> tuple[int, int]:
+    def _member_range(self, k: int, M: int) -> tuple[int, int]:
         cap = self._template().get_params().get("n_components")
         cap = cap if _is_int(cap) else CONSENSUS_MAX_FACTOR * k
-        return _member_range(self.member_n_clusters, k, ENSEMBLE_MIN_FACTOR, cap, OWNER)
+        return _member_range(self.member_n_clusters, k, M, ENSEMBLE_MIN_FACTOR, cap, OWNER)
 
     def _member_ks(self, rng, M: int, k: int) -> np.ndarray:
-        low, high = self._member_range(k)
+        low, high = self._member_range(k, M)
         return np.full(M, low) if low == high else rng.randint(low, high + 1, size=M)
 
 
@@ -398,14 +393,11 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
         n_fit = min(n, max_rows)
         # 'auto': the sizes embedding_width widens the embedding for, fewer where the columns
         # or rows cannot hold them (never fewer than k).
-        low, high = _member_range(self.member_n_clusters, k, CONSENSUS_MIN_FACTOR,
+        low, high = _member_range(self.member_n_clusters, k, M, CONSENSUS_MIN_FACTOR,
                                   max(k, min(width - int(self.extra_columns), n_fit)), owner)
-        if high > n_fit or M * high < k:
-            raise ValueError(
-                f"{owner} cannot fit {M} members of at most {high} clusters on {n_fit} rows "
-                f"into {k} consensus clusters: each member needs at least as many rows as "
-                f"clusters, and all of them at least {k} clusters; change member_n_clusters or "
-                f"n_members.")
+        if high > n_fit:
+            raise ValueError(f"{owner} cannot fit members of {high} clusters on {n_fit} rows: "
+                             "use fewer clusters per member (member_n_clusters).")
         rng = check_random_state(self.random_state)
         rows = None if n <= max_rows else np.sort(rng.choice(n, max_rows, replace=False))
         # float64: scikit-learn's k-means++ computes float32 distances in upcast chunks, which
@@ -458,15 +450,17 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
         return out
 
 
-def _member_range(value: Any, k: int, min_factor: int, cap: int, owner: str) -> tuple[int, int]:
+def _member_range(value: Any, k: int, n_members: int, min_factor: int, cap: int,
+                  owner: str) -> tuple[int, int]:
     """The members' cluster counts (low, high) from a ``member_n_clusters`` value.
 
     'auto' is min_factor · k … CONSENSUS_MAX_FACTOR · k, none above ``cap``; None is k; an int
-    that many; a pair (low, high) that inclusive range.
+    that many; a pair (low, high) that inclusive range. Refused when ``n_members`` members of
+    at most ``high`` clusters cannot make k consensus clusters.
     """
     if isinstance(value, str) and value == "auto":
-        return min(min_factor * k, cap), min(CONSENSUS_MAX_FACTOR * k, cap)
-    if value is None or _is_int(value):
+        low, high = min(min_factor * k, cap), min(CONSENSUS_MAX_FACTOR * k, cap)
+    elif value is None or _is_int(value):
         low = high = k if value is None else int(value)
     elif (isinstance(value, (tuple, list)) and len(value) == 2
           and all(_is_int(v) for v in value)):
@@ -480,6 +474,11 @@ def _member_range(value: Any, k: int, min_factor: int, cap: int, owner: str) -> 
         raise ValueError(
             f"The 'member_n_clusters' parameter of {owner} must be ≥ 1 (and low ≤ high). "
             f"Got {value!r} instead."
+        )
+    if n_members * high < k:
+        raise ValueError(
+            f"{n_members} members of at most {high} clusters cannot make {k} consensus "
+            "clusters: raise n_members or member_n_clusters."
         )
     return low, high
 

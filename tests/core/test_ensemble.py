@@ -268,8 +268,8 @@ def test_consensus_kmeans_fits_a_sample_and_labels_every_row():
     ({"max_fit_rows": 2.5}, TypeError, "'max_fit_rows' parameter"),
     ({"member_n_clusters": "many"}, TypeError, "'member_n_clusters' parameter of ConsensusK"),
     ({"member_n_clusters": (4, 2)}, ValueError, r"must be ≥ 1 \(and low ≤ high\)"),
-    ({"member_n_clusters": 9}, ValueError, "cannot fit 20 members of at most 9 clusters on 8"),
-    ({"member_n_clusters": 1, "n_members": 2}, ValueError, "all of them at least 3 clusters"),
+    ({"member_n_clusters": 9}, ValueError, "cannot fit members of 9 clusters on 8 rows"),
+    ({"member_n_clusters": 1, "n_members": 2}, ValueError, "cannot make 3 consensus clusters"),
 ])
 def test_consensus_kmeans_refuses_bad_parameters(params, error, words):
     with pytest.raises(error, match=words):
