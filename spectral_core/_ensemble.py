@@ -288,7 +288,7 @@ class ConsensusKMeans(ClusterMixin, BaseEstimator):
     (average NMI) is kept. One k-means on k columns keeps whichever partition its landmarks
     favour; the members see the next eigenvectors too, and their consensus is steadier and
     better on the digit sets (PenDigits at m = 1,000: accuracy 80.1 ± 1.4 → 88.1 ± 0.2 %;
-    MNIST-70k: NMI 77.3 → 79.3) for 1-4 s of k-means at ten clusters.
+    MNIST-70k: NMI 77.3 → 79.3) for 0.4-3 s of k-means at ten clusters.
 
     Members of 2k … 6k clusters only (``member_n_clusters=(2 * k, 6 * k)``, U-SENC's
     over-segmentation and the default before twenty members of k … 6k) score higher on MNIST

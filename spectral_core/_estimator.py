@@ -119,7 +119,7 @@ or estimator
         kept for dask-ml compatibility), Yu & Shi's discretization, Damle et al.'s QR
         assignment, a consensus of quick k-means on a wider embedding
         (:class:`ConsensusKMeans`: 6 · n_clusters + 2 eigenvectors; steadier and more
-        accurate on the k-NN graph for ~2-4 s more; an instance of it, e.g.
+        accurate on the k-NN graph for 0.3-3 s more; an instance of it, e.g.
         ``ConsensusKMeans(member_n_clusters=(20, 60))``, gets the same wide embedding), or any
         clusterer instance (cloned, never modified; its ``n_clusters`` set).
     degree : float, default=3
