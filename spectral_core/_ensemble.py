@@ -88,8 +88,8 @@ class SpectralEnsemble(ClusterMixin, BaseEstimator):
     n_members : int, default=10
         Number of member fits, ≥ 1. Twenty members of 1,000 landmarks (U-SENC's size) scored
         NMI 85.5 and accuracy 88.9 % on PenDigits, above the published U-SENC (85.34 and
-        88.56), at twice the cost of ten; digits gained nothing from twenty
-        (docs/benchmarks.md).
+        88.56), for twice ten's fits, each on twice the landmarks; digits gained nothing
+        from twenty (docs/benchmarks.md).
     member_n_clusters : 'auto', int, (int, int) or None, default='auto'
         Clusters per member. 'auto': drawn for each member from 2 · n_clusters … 6 ·
         n_clusters (U-SENC's 20 … 60 for ten classes), capped at the members'
