@@ -61,6 +61,7 @@ import spectral_core._estimator as _estimator
 import spectral_core._kernels as _kernels
 import spectral_core._landmarks as _landmarks
 from spectral_core import SpectralClustering
+from spectral_core._eigen import GRAPH_EXTRA_EIGENVECTORS
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -72,12 +73,12 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--factor", type=float, default=1.0)
     parser.add_argument("--norm", default="row", choices=["row", "none"])
     parser.add_argument("--landmarks", default="ours")
-    parser.add_argument("--extra", type=int, default=2)
+    parser.add_argument("--extra", type=int, default=GRAPH_EXTRA_EIGENVECTORS)
     parser.add_argument("--r", type=int, default=5, help="n_neighbors")
     parser.add_argument("--assign", default="kmeans", choices=["kmeans", "consensus"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     a = parser.parse_args(argv)
-    if a.assign == "consensus" and a.extra != 2:
+    if a.assign == "consensus" and a.extra != GRAPH_EXTRA_EIGENVECTORS:
         parser.error("--extra is a lever of the k-means assignment's embedding; the "
                      "consensus reads 6k + 2 columns")
     return a
@@ -195,7 +196,7 @@ def patch(a: argparse.Namespace) -> None:
 
     _estimator.sample_landmarks = sample
     _kernels.landmark_graph = graph
-    if a.extra != 2:
+    if a.extra != GRAPH_EXTRA_EIGENVECTORS:  # else the library's own rule, for any assignment
         _estimator.embedding_width = lambda affinity, k, rank, assign_labels="kmeans": (
             min(k + a.extra, rank) if affinity == "nearest_neighbors" else k)
 
